@@ -1,0 +1,295 @@
+"""Execute schedules over whole clips: the fast, memory-bounded part of the library.
+
+The executor walks a :class:`~rife.schedule.Plan` segment by segment. Each source frame is moved to the
+model's device, padded and encoded once, and kept only while a later segment still reads it; in-betweens
+that share anchors are computed together in timestep batches; outputs are written into one preallocated
+tensor (:func:`run_plan`) or handed out one by one (:func:`stream_plan`) so a folder of thousands of frames
+never sits in memory. ``progress(done, total)`` runs after every output frame and may raise to cancel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from .errors import InvalidInputError, OutOfMemory
+from .ifnet import PreparedFrame, blend, pad_to_multiple
+from .model import RIFEModel, check_scale
+from .schedule import Copy, Gen, Interp, Mode, Plan, Ref, Segment, clip_plan
+
+Progress = Callable[[int, int], None]
+DEFAULT_BATCH = {"cpu": 1, "cuda": 4, "mps": 2}
+
+
+def interpolate(
+    model: RIFEModel,
+    frames: Tensor,
+    multiplier: int = 2,
+    scale: float = 1.0,
+    mode: Mode = "direct",
+    *,
+    loop: bool = False,
+    progress: Progress | None = None,
+    batch_size: int | None = None,
+) -> Tensor:
+    """Interpolate a clip ``frames`` [B,H,W,C] to ``(B-1)*multiplier + 1`` frames (``B*multiplier`` with loop).
+
+    Originals are copied exactly to positions ``k*multiplier``; see :func:`run_plan` for input handling."""
+    check_frames(frames)
+    return run_plan(
+        model,
+        frames,
+        clip_plan(frames.shape[0], multiplier, mode, loop=loop),
+        scale=scale,
+        progress=progress,
+        batch_size=batch_size,
+    )
+
+
+def stream_interpolate(
+    model: RIFEModel,
+    frames: Sequence[Tensor],
+    multiplier: int = 2,
+    scale: float = 1.0,
+    mode: Mode = "direct",
+    *,
+    loop: bool = False,
+    progress: Progress | None = None,
+    batch_size: int | None = None,
+) -> Iterator[Tensor]:
+    """Streaming :func:`interpolate`: ``frames`` is a lazy sequence of [H,W,C] frames; yields [H,W,C] frames."""
+    plan = clip_plan(len(frames), multiplier, mode, loop=loop)
+    return stream_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size)
+
+
+def run_plan(
+    model: RIFEModel,
+    frames: Tensor,
+    plan: Plan,
+    *,
+    scale: float = 1.0,
+    progress: Progress | None = None,
+    batch_size: int | None = None,
+) -> Tensor:
+    """Execute ``plan`` on ``frames`` [B,H,W,C] (C = 1, 3 or 4) and return [plan.num_outputs,H,W,C] float32 on
+    ``frames.device``, written into one preallocated tensor.
+
+    Inputs may be float32/16/bf16 in 0..1 or uint8 in 0..255; the model sees them clamped to 0..1, copies of
+    source frames are exact (converted to float32). RGBA: the alpha channel is warped with the same motion as
+    the colour. NaN or infinite pixels raise :class:`InvalidInputError` before any work."""
+    check_frames(frames)
+    if plan.num_frames != frames.shape[0]:
+        raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {frames.shape[0]} were given.")
+    check_finite(frames)
+    out = torch.empty((plan.num_outputs, *frames.shape[1:]), dtype=torch.float32, device=frames.device)
+    for index, frame in enumerate(
+        stream_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size)
+    ):
+        out[index] = frame
+    return out
+
+
+def stream_plan(
+    model: RIFEModel,
+    frames: Sequence[Tensor],
+    plan: Plan,
+    *,
+    scale: float = 1.0,
+    progress: Progress | None = None,
+    batch_size: int | None = None,
+) -> Iterator[Tensor]:
+    """Execute ``plan`` and yield its output frames [H,W,C] float32 in order.
+
+    ``frames`` needs only ``len()`` and ``frames[i]`` -> [H,W,C]; each source frame is read about once."""
+    scale = check_scale(scale)
+    if len(frames) != plan.num_frames:
+        raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {len(frames)} were given.")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    return _Executor(model, frames, plan, scale, progress, batch_size).run()
+
+
+def check_frames(frames: Tensor) -> None:
+    """Raise :class:`InvalidInputError` unless ``frames`` is a non-empty [B,H,W,C] image batch."""
+    if not isinstance(frames, Tensor):
+        raise InvalidInputError(f"frames must be a torch.Tensor [B,H,W,C], got {type(frames).__name__}.")
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
+        raise InvalidInputError(
+            f"frames must be a [B,H,W,C] image batch with C = 1, 3 or 4 channels, got shape {tuple(frames.shape)}."
+        )
+    if frames.shape[0] == 0:
+        raise InvalidInputError("Cannot interpolate an empty batch: at least one frame is needed.")
+    if frames.shape[1] == 0 or frames.shape[2] == 0:
+        raise InvalidInputError(f"Frames have no pixels: shape {tuple(frames.shape)}.")
+    if not (frames.is_floating_point() or frames.dtype == torch.uint8):
+        raise InvalidInputError(f"frames must be float (0..1) or uint8 (0..255), got {frames.dtype}.")
+
+
+def check_finite(frames: Tensor) -> None:
+    """Raise :class:`InvalidInputError` naming the frames that hold NaN or infinite values."""
+    if not frames.is_floating_point():
+        return
+    bad = (~torch.isfinite(frames)).flatten(1).any(1)
+    if bool(bad.any()):
+        indices = bad.nonzero().flatten().tolist()
+        shown = ", ".join(map(str, indices[:10])) + (" ..." if len(indices) > 10 else "")
+        raise InvalidInputError(
+            f"{len(indices)} input frame(s) contain NaN or infinite pixel values (frames {shown}); "
+            "fix the node or file that produced them."
+        )
+
+
+def as_float_frame(frame: Tensor) -> Tensor:
+    """[H,W,C] frame as float32 (uint8 scaled to 0..1), values untouched otherwise."""
+    if frame.dtype == torch.uint8:
+        return frame.float() / 255.0
+    return frame.float()
+
+
+class _Executor:
+    def __init__(
+        self,
+        model: RIFEModel,
+        frames: Sequence[Tensor],
+        plan: Plan,
+        scale: float,
+        progress: Progress | None,
+        batch_size: int | None,
+    ) -> None:
+        self.model, self.frames, self.plan, self.scale, self.progress = model, frames, plan, scale, progress
+        self.device, self.dtype = model.device, model.dtype
+        self.out_device = frames.device if isinstance(frames, Tensor) else torch.device("cpu")
+        self.batch_size = batch_size or DEFAULT_BATCH.get(self.device.type, 1)
+        self.multiple = model.pad_multiple(scale)
+        self.size: tuple[int, ...] | None = None
+        self.raw: dict[int, Tensor] = {}  # source index -> float32 [H,W,C] as given (for exact copies)
+        self.anchors: dict[int, PreparedFrame] = {}  # source index -> what the model reads
+        self.last_use = _last_use(plan)
+
+    def run(self) -> Iterator[Tensor]:
+        total, done = self.plan.num_outputs, 0
+        with torch.inference_mode():
+            for index, segment in enumerate(self.plan.segments):
+                for frame in self._segment(segment):
+                    yield frame
+                    done += 1
+                    if self.progress is not None:
+                        self.progress(done, total)
+                for source in [s for s in self.raw if self.last_use[s] <= index]:
+                    del self.raw[source]
+                    self.anchors.pop(source, None)
+
+    def _read(self, index: int) -> Tensor:
+        """Source frame ``index`` as float32 [H,W,C] on the output device, read once while it is in use."""
+        if index in self.raw:
+            return self.raw[index]
+        frame = self.frames[index]
+        if not isinstance(frame, Tensor) or frame.ndim != 3 or frame.shape[-1] not in (1, 3, 4):
+            shape = tuple(frame.shape) if isinstance(frame, Tensor) else type(frame).__name__
+            raise InvalidInputError(f"Frame {index} must be an [H,W,C] tensor with C = 1, 3 or 4, got {shape}.")
+        if self.size is None:
+            self.size = tuple(frame.shape)
+        elif tuple(frame.shape) != self.size:
+            raise InvalidInputError(
+                f"All frames must have the same size: frame {index} is {tuple(frame.shape)}, the first was {self.size}."
+            )
+        frame = as_float_frame(frame).to(self.out_device)
+        if not bool(torch.isfinite(frame).all()):
+            raise InvalidInputError(f"Frame {index} contains NaN or infinite pixel values.")
+        self.raw[index] = frame
+        return frame
+
+    def _anchor(self, frame: Tensor) -> PreparedFrame:
+        """Pad, clamp and encode an [H,W,C] frame for the model (grayscale is replicated to RGB)."""
+        image = frame.to(self.device, non_blocking=True).permute(2, 0, 1)[None].clamp(0.0, 1.0)
+        if image.shape[1] == 1:
+            image = image.expand(-1, 3, -1, -1)
+        return self.model.net.prepare(pad_to_multiple(image.to(self.dtype), self.multiple).contiguous())
+
+    def _source_anchor(self, index: int) -> PreparedFrame:
+        if index not in self.anchors:
+            self.anchors[index] = self._anchor(self._read(index))
+        return self.anchors[index]
+
+    def _segment(self, segment: Segment) -> Iterator[Tensor]:
+        """Yield the segment's frames in order, computing in-betweens in waves as their anchors appear."""
+        ops = segment.ops
+        generated: dict[int, Tensor] = {}  # op index -> output frame [H,W,C] float32
+        gen_anchors: dict[int, PreparedFrame] = {}  # op index -> that frame prepared as an anchor
+        pending = [i for i, op in enumerate(ops) if isinstance(op, Interp)]
+        for index, op in enumerate(ops):
+            if isinstance(op, Copy):
+                yield self._read(op.source)
+                continue
+            while index not in generated:
+                self._compute_wave(ops, pending, generated, gen_anchors)
+            yield generated.pop(index)
+
+    def _compute_wave(self, ops, pending: list[int], generated, gen_anchors) -> None:
+        """Compute every pending op whose anchors exist, grouped by anchor pair, in timestep batches."""
+        wave = [i for i in pending if self._ready(ops[i].a, gen_anchors) and self._ready(ops[i].b, gen_anchors)]
+        if not wave:
+            raise InvalidInputError("The plan has a cycle or a reference to a missing op.")
+        used_later = {r.op for i in pending if i not in wave for r in (ops[i].a, ops[i].b) if isinstance(r, Gen)}
+        groups: dict[tuple[Ref, Ref], list[int]] = {}
+        for i in wave:
+            groups.setdefault((ops[i].a, ops[i].b), []).append(i)
+        for (a, b), members in groups.items():
+            anchor_a, anchor_b = self._resolve(a, gen_anchors), self._resolve(b, gen_anchors)
+            start = 0
+            while start < len(members):
+                chunk = members[start : start + self.batch_size]
+                t = torch.tensor([ops[i].t for i in chunk], dtype=torch.float32, device=self.device)
+                try:
+                    outs = self._infer(anchor_a, anchor_b, t)
+                except torch.OutOfMemoryError:
+                    self._shrink_batch(len(chunk))
+                    continue
+                for i, out in zip(chunk, outs, strict=True):
+                    generated[i] = out
+                    if i in used_later:
+                        gen_anchors[i] = self._anchor(out)
+                start += len(chunk)
+        for i in wave:
+            pending.remove(i)
+        for i in [i for i in gen_anchors if i not in used_later]:
+            del gen_anchors[i]
+
+    def _shrink_batch(self, failed: int) -> None:
+        """After an out-of-memory error: free cached memory and halve the timestep batch, or give up at 1."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if failed <= 1:
+            height, width = self.size[:2] if self.size else ("?", "?")
+            raise OutOfMemory(
+                f"Out of memory interpolating one {width}x{height} frame at scale {self.scale} on {self.device}. "
+                "Use a smaller scale (0.5 for 4K), fp16, or a smaller resolution."
+            )
+        self.batch_size = max(1, failed // 2)
+
+    @staticmethod
+    def _ready(ref: Ref, gen_anchors: dict[int, PreparedFrame]) -> bool:
+        return isinstance(ref, int) or ref.op in gen_anchors
+
+    def _resolve(self, ref: Ref, gen_anchors: dict[int, PreparedFrame]) -> PreparedFrame:
+        return self._source_anchor(ref) if isinstance(ref, int) else gen_anchors[ref.op]
+
+    def _infer(self, a: PreparedFrame, b: PreparedFrame, t: Tensor) -> list[Tensor]:
+        """Frames [H,W,C] at timesteps ``t`` between two anchors, clamped to 0..1, on the output device."""
+        flow, mask = self.model.net.flow(a, b, t, scale=self.scale)
+        out = blend(a.image, b.image, flow, mask)
+        assert self.size is not None
+        height, width, channels = self.size
+        out = out[:, :channels, :height, :width].float().clamp_(0.0, 1.0)
+        return list(out.permute(0, 2, 3, 1).to(self.out_device))
+
+
+def _last_use(plan: Plan) -> dict[int, int]:
+    """Source index -> index of the last segment that reads it."""
+    last: dict[int, int] = {}
+    for index, segment in enumerate(plan.segments):
+        for source in segment.sources():
+            last[source] = index
+    return last

@@ -1,0 +1,310 @@
+"""One parametrised IFNet for every RIFE 4.x layout, built from an :class:`~rife.arch.ArchSpec`.
+
+The math follows the official implementation (Practical-RIFE / vs-rife) exactly: each block sees the frames
+(warped by the running flow), the encoder features (warped likewise), the timestep plane, the mask and the
+features passed from the previous block, all resized by the block's scale; it predicts a flow update, a mask
+logit and (4.21+) features for the next block. Module and parameter names match the official state dicts,
+so checkpoints load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .arch import ArchSpec
+
+RETRY_FLOW_LIMIT = 32.0  # px; the 4.0/4.1 retry rule fires when block 1 moves both halves further
+# Replicate padding measured better than the official zero padding near the borders of real frames
+# (bench/padding.py); it never changes the frames' own pixels, only what the network sees beyond them.
+PAD_MODE = "replicate"
+
+
+def _act(spec: ArchSpec, channels: int) -> nn.Module:
+    return nn.PReLU(channels) if spec.body == "prelu" else nn.LeakyReLU(0.2, inplace=True)
+
+
+def _conv_act(spec: ArchSpec, cin: int, cout: int, *, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=True), _act(spec, cout))
+
+
+class ResConv(nn.Module):
+    """``LeakyReLU(conv(x) * beta + x)``: the residual body unit of RIFE 4.5+."""
+
+    def __init__(self, *, channels: int, groups: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1, groups=groups)
+        self.beta = nn.Parameter(torch.ones((1, channels, 1, 1)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(self.conv(x) * self.beta + x, 0.2)
+
+
+class IFBlock(nn.Module):
+    """One coarse-to-fine stage: from its (already resized) input predicts flow update, mask logit and features
+    at the input's resolution (the caller upsamples them)."""
+
+    def __init__(self, spec: ArchSpec, *, in_channels: int, width: int) -> None:
+        super().__init__()
+        self.outer_skip = spec.body == "prelu"
+        self.conv0 = nn.Sequential(
+            _conv_act(spec, in_channels, width // 2, stride=2), _conv_act(spec, width // 2, width, stride=2)
+        )
+        if spec.body == "resconv":
+            body = [ResConv(channels=width, groups=spec.conv_groups) for _ in range(8)]
+        else:
+            body = [_conv_act(spec, width, width) for _ in range(8)]
+        self.convblock = nn.Sequential(*body)
+        if spec.pixel_shuffle_head:
+            self.lastconv = nn.Sequential(
+                nn.ConvTranspose2d(width, 4 * spec.head_channels, 4, 2, 1), nn.PixelShuffle(2)
+            )
+            self.head_upscale = 1.0  # the head returns the input's resolution
+        else:
+            self.lastconv = nn.ConvTranspose2d(width, spec.head_channels, 4, 2, 1)
+            self.head_upscale = 2.0  # a bare ConvTranspose returns half the input's resolution
+
+    def forward(self, x: Tensor) -> Tensor:
+        # x: [N,Cin,h,w] -> [N,head_channels,h,w] (or h/2, w/2 for the old bare head)
+        feat = self.conv0(x)
+        feat = self.convblock(feat) + feat if self.outer_skip else self.convblock(feat)
+        return self.lastconv(feat)
+
+
+def _resize(x: Tensor, factor: float) -> Tensor:
+    """Bilinear resize by ``factor`` exactly as the official blocks do (align_corners=False, no antialias)."""
+    if factor == 1.0:
+        return x
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+
+
+def _encoder(spec: ArchSpec) -> nn.Module | None:
+    hidden, out = spec.encoder_hidden, spec.encoder_channels
+    if spec.encoder == "none":
+        return None
+    if spec.encoder == "shallow":  # 4.7-4.9: no activation between the two layers
+        return nn.Sequential(nn.Conv2d(3, hidden, 3, 2, 1), nn.ConvTranspose2d(hidden, out, 4, 2, 1))
+    layers = [
+        nn.Conv2d(3, hidden, 3, 2, 1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(hidden, hidden, 3, 1, 1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(hidden, hidden, 3, 1, 1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.ConvTranspose2d(hidden, out, 4, 2, 1),
+    ]
+    if spec.encoder == "sequential":  # 4.10-4.13 lite: keys encode.0/2/4/6
+        return nn.Sequential(*layers)
+    names = ("cnn0", "act0", "cnn1", "act1", "cnn2", "act2", "cnn3")  # Head of 4.13+: keys encode.cnnN
+    return nn.Sequential(OrderedDict(zip(names, layers, strict=True)))
+
+
+def base_grid(height: int, width: int, device: torch.device) -> Tensor:
+    """Identity sampling grid [1,H,W,2] in grid_sample's normalised coordinates (fp32)."""
+    xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=torch.float32)
+    ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=torch.float32)
+    return torch.stack((xs.view(1, width).expand(height, width), ys.view(height, 1).expand(height, width)), -1)[None]
+
+
+@dataclass(frozen=True)
+class WarpGrid:
+    """Sampling grid and flow normalisation for one padded frame size, built once per network call."""
+
+    base: Tensor  # [1,H,W,2]
+    norm: Tensor  # [2]: (W-1)/2, (H-1)/2
+
+    @classmethod
+    def for_size(cls, height: int, width: int, device: torch.device) -> WarpGrid:
+        norm = torch.tensor([(width - 1.0) / 2.0, (height - 1.0) / 2.0], device=device, dtype=torch.float32)
+        return cls(base_grid(height, width, device), norm)
+
+    def subset(self, rows: Tensor, cols: Tensor) -> WarpGrid:
+        """The grid at a subset of pixels (same normalisation: the flow still refers to the full frame)."""
+        return WarpGrid(self.base.index_select(1, rows).index_select(2, cols), self.norm)
+
+
+def warp(img: Tensor, flow: Tensor, grid: WarpGrid) -> Tensor:
+    """Backward-warp ``img`` [N,C,H,W] by ``flow`` [N,2,h,w] (pixels) at the pixels of ``grid``, like the
+    official warp: bilinear, border padding, align_corners=True, flow normalised by (W-1)/2 and (H-1)/2.
+
+    Computed in fp32 whatever the model dtype. Border padding is expressed as a clamp of the grid (identical
+    for bilinear with align_corners=True), so the same code runs on MPS, which has no 'border' mode."""
+    coords = torch.addcdiv(grid.base, flow.float().permute(0, 2, 3, 1), grid.norm).clamp_(-1.0, 1.0)
+    if img.shape[0] != coords.shape[0]:
+        img = img.expand(coords.shape[0], -1, -1, -1)
+    padding = "zeros" if coords.device.type == "mps" else "border"
+    out = F.grid_sample(img.float(), coords, mode="bilinear", padding_mode=padding, align_corners=True)
+    return out.to(img.dtype)
+
+
+@dataclass
+class PreparedFrame:
+    """A padded frame as the network reads it; build with :meth:`IFNet.prepare` and reuse it for every
+    timestep and both pairs the frame belongs to (the encoder and the first block's resize run once)."""
+
+    image: Tensor  # [N,C,H,W] (C = 3, or 4: an alpha channel is warped along but not seen by the network)
+    stack: Tensor  # [N,3+E,H,W]: RGB and encoder features, the channels the blocks warp
+    downscaled: dict[float, Tensor] = field(default_factory=dict)  # factor -> resized stack (block 0 input)
+
+    def resized(self, factor: float) -> Tensor:
+        if factor not in self.downscaled:
+            self.downscaled[factor] = _resize(self.stack, 1.0 / factor)
+        return self.downscaled[factor]
+
+    def select(self, index: int) -> PreparedFrame:
+        """The ``index``-th frame of a batch (itself when the batch has one frame)."""
+        if self.image.shape[0] == 1:
+            return self
+        return PreparedFrame(self.image[index : index + 1], self.stack[index : index + 1])
+
+
+class IFNet(nn.Module):
+    """The RIFE 4.x flow network for one :class:`ArchSpec`; frames must already be padded."""
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        for i, width in enumerate(spec.block_widths):
+            self.add_module(f"block{i}", IFBlock(spec, in_channels=spec.block_in_channels(i), width=width))
+        encoder = _encoder(spec)
+        if encoder is not None:
+            self.encode = encoder
+
+    @property
+    def blocks(self) -> list[IFBlock]:
+        return [getattr(self, f"block{i}") for i in range(self.spec.num_blocks)]
+
+    def prepare(self, image: Tensor) -> PreparedFrame:
+        """Encode a padded frame batch [N,C,H,W] once for any number of later :meth:`flow` calls."""
+        rgb = image[:, :3]
+        stack = rgb if self.spec.encoder == "none" else torch.cat((rgb, self.encode(rgb)), 1)
+        return PreparedFrame(image, stack)
+
+    def flow(
+        self, frame0: PreparedFrame, frame1: PreparedFrame, timestep: Tensor, *, scale: float = 1.0
+    ) -> tuple[Tensor, Tensor]:
+        """Final flow [N,4,H,W] (pixels; 0:2 warps frame0, 2:4 frame1) and mask logit [N,1,H,W] for the
+        timesteps [N] (frames of batch 1 are shared by every timestep)."""
+        n = timestep.shape[0]
+        if self.spec.retry_rule and n > 1:  # the 4.0 rule fires per sample: keep the samples independent
+            parts = [self.flow(frame0.select(i), frame1.select(i), timestep[i : i + 1], scale=scale) for i in range(n)]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        height, width = frame0.image.shape[-2:]
+        grid = WarpGrid.for_size(height, width, frame0.image.device)
+        t = timestep.to(frame0.image.dtype).view(n, 1, 1, 1)
+        scales = [s / scale for s in self.spec.scale_list]
+        retried = False
+        i = 0
+        flow = mask = feat = None
+        while i < self.spec.num_blocks:
+            block, factor = self.blocks[i], scales[i]
+            if flow is None:
+                flow, mask, feat = self._predict(block, self._first_input(frame0, frame1, t, factor), factor)
+                i += 1
+                continue
+            x = self._later_input(frame0, frame1, t, flow, mask, feat, factor, grid)
+            d_flow, d_mask, d_feat = self._predict(block, x, factor)
+            if i == 1 and self.spec.retry_rule and not retried and _retry_fires(d_flow):
+                # 4.0/4.1: the motion is too large for these scales; start over at twice the downscale,
+                # which needs sizes divisible by twice as much: pad further (as if padded so from the start)
+                multiple = int(8 * scales[0])
+                if height % multiple or width % multiple:
+                    big0, big1 = (self.prepare(pad_to_multiple(f.image, multiple)) for f in (frame0, frame1))
+                    flow, mask = self.flow(big0, big1, timestep, scale=scale)
+                    return flow[..., :height, :width], mask[..., :height, :width]
+                scales, retried, flow, i = [s * 2 for s in scales], True, None, 0
+                continue
+            mask = mask + d_mask if self.spec.mask_accumulates else d_mask
+            flow, feat = flow + d_flow, d_feat
+            i += 1
+        return flow, mask
+
+    def _predict(self, block: IFBlock, x: Tensor, factor: float) -> tuple[Tensor, Tensor, Tensor]:
+        """Run ``block`` and bring its output to full resolution: flow update (full-resolution pixels), mask
+        logit and the features it passes on (views, no copy)."""
+        up = factor * block.head_upscale
+        out = _resize(block(x), up)
+        return out[:, :4] * up, out[:, 4:5], out[:, 5:]
+
+    def _first_input(self, frame0: PreparedFrame, frame1: PreparedFrame, t: Tensor, factor: float) -> Tensor:
+        # block 0 reads img0, img1, [f0, f1], timestep, all resized by 1/factor (cached per frame)
+        small0, small1 = frame0.resized(factor), frame1.resized(factor)
+        n = t.shape[0]
+        parts = _interleave(small0.expand(n, -1, -1, -1), small1.expand(n, -1, -1, -1))
+        return torch.cat((*parts, t.expand(n, 1, *small0.shape[-2:])), 1)
+
+    def _later_input(self, frame0, frame1, t, flow, mask, feat, factor, grid) -> Tensor:
+        """Block input: warped frames and features, timestep, mask, [passed features], resized flow.
+
+        The official code builds this at full resolution and then resizes it. A bilinear downscale by an even
+        integer factor >= 4 reads just 2x2 pixels per cell, so there only those pixels are warped and averaged:
+        the same numbers (up to float rounding) for a fraction of the work."""
+        n = t.shape[0]
+        height, width = flow.shape[-2:]
+        pieces = [mask, feat] if self.spec.feat_channels else [mask]
+        sparse = factor >= 4 and factor == int(factor) and int(factor) % 2 == 0
+        if sparse and height % factor == 0 and width % factor == 0:
+            rows, cols = _cell_samples(height, factor, flow.device), _cell_samples(width, factor, flow.device)
+            flow = flow.index_select(2, rows).index_select(3, cols)
+            sub_grid = grid.subset(rows, cols)
+            warped0, warped1 = warp(frame0.stack, flow[:, :2], sub_grid), warp(frame1.stack, flow[:, 2:4], sub_grid)
+            pieces = [p.index_select(2, rows).index_select(3, cols) for p in pieces]
+            small = F.avg_pool2d(torch.cat((warped0, warped1, *pieces, flow), 1), 2)
+            warped0, warped1 = small[:, : warped0.shape[1]], small[:, warped0.shape[1] : 2 * warped0.shape[1]]
+            rest, small_flow = small[:, 2 * warped0.shape[1] : -4], small[:, -4:]
+            pieces = [rest]
+        else:
+            warped0 = _resize(warp(frame0.stack, flow[:, :2], grid), 1.0 / factor)
+            warped1 = _resize(warp(frame1.stack, flow[:, 2:4], grid), 1.0 / factor)
+            pieces = [_resize(p, 1.0 / factor) for p in pieces]
+            small_flow = _resize(flow, 1.0 / factor)
+        t_plane = t.expand(n, 1, *warped0.shape[-2:])
+        return torch.cat((*_interleave(warped0, warped1), t_plane, *pieces, small_flow * (1.0 / factor)), 1)
+
+    def forward(self, img0: Tensor, img1: Tensor, timestep: Tensor, scale: float = 1.0) -> Tensor:
+        """Interpolated frames [N,C,H,W] (not clamped) between padded ``img0`` and ``img1`` at ``timestep`` [N]."""
+        frame0, frame1 = self.prepare(img0), self.prepare(img1)
+        flow, mask = self.flow(frame0, frame1, timestep, scale=scale)
+        return blend(frame0.image, frame1.image, flow, mask)
+
+
+def _interleave(stack0: Tensor, stack1: Tensor) -> list[Tensor]:
+    """Channel order of the official block input: rgb0, rgb1, [features0, features1]."""
+    parts = [stack0[:, :3], stack1[:, :3]]
+    if stack0.shape[1] > 3:
+        parts += [stack0[:, 3:], stack1[:, 3:]]
+    return parts
+
+
+def _cell_samples(size: int, factor: float, device: torch.device) -> Tensor:
+    """Indices of the two pixels per ``factor``-wide cell that a bilinear downscale reads
+    (align_corners=False: source = factor*o + factor/2 - 0.5, i.e. pixels factor*o + factor/2 - 1 and + 0)."""
+    step = int(factor)
+    first = torch.arange(size // step, device=device) * step + (step // 2 - 1)
+    return torch.stack((first, first + 1), 1).flatten()
+
+
+def blend(img0: Tensor, img1: Tensor, flow: Tensor, mask_logit: Tensor) -> Tensor:
+    """``warp(img0) * m + warp(img1) * (1 - m)`` with ``m = sigmoid(mask_logit)``: the network's output.
+    Every channel is warped, so an alpha channel moves with the colour."""
+    grid = WarpGrid.for_size(*flow.shape[-2:], flow.device)
+    warped0, warped1 = warp(img0, flow[:, :2], grid), warp(img1, flow[:, 2:4], grid)
+    m = torch.sigmoid(mask_logit)
+    return warped0 * m + warped1 * (1 - m)
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """Pad [N,C,H,W] on the right and bottom up to multiples of ``multiple`` (mode :data:`PAD_MODE`)."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if not pad_h and not pad_w:
+        return x
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=PAD_MODE)
+
+
+def _retry_fires(d_flow: Tensor) -> bool:
+    return bool(d_flow[:, :2].abs().max() > RETRY_FLOW_LIMIT and d_flow[:, 2:4].abs().max() > RETRY_FLOW_LIMIT)

@@ -1,0 +1,144 @@
+"""The loaded model: an :class:`~rife.ifnet.IFNet` plus what callers need around it (device, precision,
+padding to the layout's size multiple, a single-pair ``infer``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .arch import ArchSpec
+from .errors import InvalidInputError
+from .ifnet import IFNet, pad_to_multiple
+from .loading import build_net, read_state_dict, resolve_checkpoint
+
+SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def default_device() -> torch.device:
+    """Best device available now: CUDA, then Apple MPS, then CPU (decided at call time, never at import)."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise InvalidInputError(f"Unknown precision {dtype!r}: use one of {', '.join(DTYPES)}.")
+        return DTYPES[dtype]
+    if dtype not in DTYPES.values():
+        raise InvalidInputError(f"Unsupported dtype {dtype}: use torch.float32, torch.float16 or torch.bfloat16.")
+    return dtype
+
+
+def check_scale(scale: float) -> float:
+    """Raise :class:`InvalidInputError` unless ``scale`` is one of :data:`SCALES`."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or float(scale) not in SCALES:
+        raise InvalidInputError(
+            f"scale must be one of {', '.join(map(str, SCALES))} (1.0 = full-resolution flow, 0.5 for 4K), "
+            f"got {scale!r}."
+        )
+    return float(scale)
+
+
+def pick_scale(height: int, width: int) -> float:
+    """Processing scale for a frame size: 1.0 up to about 2K, 0.5 for 4K (as ``--UHD``), 0.25 beyond 8K."""
+    pixels = height * width
+    if pixels > 4 * 3840 * 2160:
+        return 0.25
+    if pixels > 2560 * 1440:
+        return 0.5
+    return 1.0
+
+
+class RIFEModel:
+    """A RIFE 4.x network ready to interpolate: detected layout, device and precision, padding rules."""
+
+    def __init__(self, net: IFNet, *, source: Path | None = None) -> None:
+        self.net = net
+        self.source = source
+
+    @property
+    def spec(self) -> ArchSpec:
+        return self.net.spec
+
+    @property
+    def arch(self) -> str:
+        """The detected layout, spelled as the group keys of golden/specs.json (e.g. ``"4.25"``)."""
+        return self.spec.name
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return self.spec.versions
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.net.parameters()).dtype
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | str | None = None) -> RIFEModel:
+        """Move (in place) to ``device`` and/or ``dtype``; returns self."""
+        self.net.to(
+            device=torch.device(device) if device is not None else None, dtype=resolve_dtype(dtype) if dtype else None
+        )
+        return self
+
+    def pad_multiple(self, scale: float = 1.0) -> int:
+        return self.spec.pad_multiple_at(check_scale(scale))
+
+    def __repr__(self) -> str:
+        return f"RIFEModel({self.spec.label}, arch={self.arch!r}, device={self.device}, dtype={self.dtype})"
+
+    @torch.inference_mode()
+    def infer(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0) -> Tensor:
+        """Frame(s) between ``img0`` and ``img1`` at ``timestep``.
+
+        ``img0``, ``img1``: [N,3,H,W] float in 0..1, any H and W; ``timestep``: float or [N] tensor in [0, 1].
+        Returns [N,3,H,W] in the input's float dtype on the input's device (computed on the model's device)."""
+        scale = check_scale(scale)
+        if img0.ndim != 4 or img0.shape != img1.shape or img0.shape[1] != 3:
+            raise InvalidInputError(
+                f"img0 and img1 must both be [N,3,H,W] tensors of the same shape, got {tuple(img0.shape)} and "
+                f"{tuple(img1.shape)}."
+            )
+        n, _, height, width = img0.shape
+        t = torch.as_tensor(timestep, dtype=torch.float32).flatten()
+        if t.numel() == 1:
+            t = t.expand(n)
+        if t.numel() != n or not bool(((t >= 0) & (t <= 1)).all()):
+            raise InvalidInputError(
+                f"timestep must be a float or an [N] tensor with values in [0, 1], got {timestep!r}."
+            )
+        out_dtype = img0.dtype if img0.is_floating_point() else torch.float32
+        multiple = self.pad_multiple(scale)
+        x0, x1 = (pad_to_multiple(x.to(self.device, self.dtype), multiple) for x in (img0, img1))
+        t = t.to(self.device)
+        out = self.net(x0, x1, t, scale=scale)[..., :height, :width]
+        return out.to(img0.device, out_dtype)
+
+
+def load_model(
+    path: str | Path,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = torch.float32,
+) -> RIFEModel:
+    """Load a RIFE 4.x checkpoint (file or directory) and detect its layout from the weights.
+
+    ``device`` None picks CUDA, MPS or CPU now; ``dtype`` is fp32 unless fp16/bf16 is asked for.
+    Raises :class:`~rife.CheckpointError` for missing, unreadable, unsafe or unknown checkpoints."""
+    file = resolve_checkpoint(path)
+    net = build_net(read_state_dict(file), origin=file)
+    model = RIFEModel(net, source=file)
+    return model.to(device=device if device is not None else default_device(), dtype=dtype)
