@@ -2,7 +2,8 @@
 
 The naive loop is what other packs do: for every in-between it pads both frames, runs the encoder on both,
 and runs the official forward pass structure (build each block's input at full resolution with torch.cat,
-then resize it; warp everything at full resolution), then collects the frames in a list and torch.cat's them.
+then resize it; warp everything at full resolution; the official ConvTranspose2d heads), then collects the
+frames in a list and torch.cat's them. It runs with torch's default threads, the engine with its own settings.
 Both use the same weights and the same blocks; the outputs are compared (max abs difference).
 
 Each measurement runs in a fresh subprocess so that peak RSS (VmHWM) belongs to it alone.
@@ -63,7 +64,9 @@ def naive_infer(model, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torc
             wf0, wf1 = warp(f0, flow[:, :2], grid), warp(f1, flow[:, 2:4], grid)
             x = _resize(torch.cat((warped0, warped1, wf0, wf1, t_plane, mask, feat), 1), 1 / scale)
             x = torch.cat((x, _resize(flow, 1 / scale) * (1 / scale)), 1)
-        out = _resize(block(x), scale)
+        feat = block.conv0(x)  # the official block body and head (ConvTranspose2d + PixelShuffle)
+        feat = block.convblock(feat) + feat if block.outer_skip else block.convblock(feat)
+        out = _resize(block.lastconv(feat), scale)
         if flow is None:
             flow, mask = out[:, :4] * scale, out[:, 4:5]
         else:

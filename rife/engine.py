@@ -9,18 +9,26 @@ never sits in memory. ``progress(done, total)`` runs after every output frame an
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from torch import Tensor
 
-from .errors import InvalidInputError, OutOfMemory
+from .errors import InvalidInputError, OutOfMemory, RIFEError
 from .ifnet import PreparedFrame, blend, pad_to_multiple
 from .model import RIFEModel, check_scale
 from .schedule import Copy, Gen, Interp, Mode, Plan, Ref, Segment, clip_plan
 
 Progress = Callable[[int, int], None]
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4, "mps": 2}
+MAX_CPU_WORKERS = 4
+
+
+class _Stopped(Exception):
+    """Raised inside a worker when the run was cancelled; never reaches the caller."""
 
 
 def interpolate(
@@ -84,9 +92,8 @@ def run_plan(
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {frames.shape[0]} were given.")
     check_finite(frames)
     out = torch.empty((plan.num_outputs, *frames.shape[1:]), dtype=torch.float32, device=frames.device)
-    for index, frame in enumerate(
-        stream_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size)
-    ):
+    executor = _checked_executor(model, frames, plan, scale, progress, batch_size, private_copies=False)
+    for index, frame in enumerate(executor.run()):
         out[index] = frame
     return out
 
@@ -102,13 +109,19 @@ def stream_plan(
 ) -> Iterator[Tensor]:
     """Execute ``plan`` and yield its output frames [H,W,C] float32 in order.
 
-    ``frames`` needs only ``len()`` and ``frames[i]`` -> [H,W,C]; each source frame is read about once."""
+    ``frames`` needs only ``len()`` and ``frames[i]`` -> [H,W,C]; each source frame is read about once.
+    Yielded frames belong to the caller (originals are copies, not the caller's own tensors)."""
+    return _checked_executor(model, frames, plan, scale, progress, batch_size, private_copies=True).run()
+
+
+def _checked_executor(model, frames, plan, scale, progress, batch_size, *, private_copies: bool) -> _Executor:
+    """Validate every option before any work, then build the executor."""
     scale = check_scale(scale)
     if len(frames) != plan.num_frames:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {len(frames)} were given.")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    return _Executor(model, frames, plan, scale, progress, batch_size).run()
+    return _Executor(model, frames, plan, scale, progress, batch_size, private_copies=private_copies)
 
 
 def check_frames(frames: Tensor) -> None:
@@ -157,6 +170,8 @@ class _Executor:
         scale: float,
         progress: Progress | None,
         batch_size: int | None,
+        *,
+        private_copies: bool,
     ) -> None:
         self.model, self.frames, self.plan, self.scale, self.progress = model, frames, plan, scale, progress
         self.device, self.dtype = model.device, model.dtype
@@ -167,19 +182,90 @@ class _Executor:
         self.raw: dict[int, Tensor] = {}  # source index -> float32 [H,W,C] as given (for exact copies)
         self.anchors: dict[int, PreparedFrame] = {}  # source index -> what the model reads
         self.last_use = _last_use(plan)
+        self.private_copies = private_copies  # stream_plan hands out copies of originals; run_plan copies anyway
+        self.stop = threading.Event()  # set when the consumer cancels: workers give up before their next step
 
     def run(self) -> Iterator[Tensor]:
-        total, done = self.plan.num_outputs, 0
+        workers = self._cpu_workers()
         with torch.inference_mode():
-            for index, segment in enumerate(self.plan.segments):
-                for frame in self._segment(segment):
+            if workers > 1:
+                yield from self._run_parallel(workers)
+            else:
+                yield from self._run_serial()
+
+    def _run_serial(self) -> Iterator[Tensor]:
+        done = 0
+        for index, segment in enumerate(self.plan.segments):
+            for frame in self._segment(segment):
+                yield frame
+                done += 1
+                self._report(done)
+            self._evict(index)
+
+    def _cpu_workers(self) -> int:
+        """Segments computed at once: on CPU, several single-threaded workers beat one multi-threaded run
+        (warps, resizes and copies are memory-bound and scale poorly across threads; bench/bench_engine.py)."""
+        if self.device.type != "cpu" or len(self.plan.segments) < 2:
+            return 1
+        return min(torch.get_num_threads(), MAX_CPU_WORKERS)
+
+    def _run_parallel(self, workers: int) -> Iterator[Tensor]:
+        """Segments run concurrently on ``workers`` threads; this thread reads and encodes the source frames,
+        hands the results out in order and stops the workers when the consumer cancels or stops early."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, threads // workers))
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="rife")
+        in_flight: deque[tuple[int, Future[list[Tensor]]]] = deque()
+        segments = iter(enumerate(self.plan.segments))
+
+        def submit_next() -> None:
+            item = next(segments, None)
+            if item is not None:
+                index, segment = item
+                self._prepare_sources(segment)
+                in_flight.append((index, pool.submit(self._segment_in_worker, segment)))
+
+        try:
+            for _ in range(workers):
+                submit_next()
+            done = 0
+            while in_flight:
+                index, future = in_flight.popleft()
+                frames = future.result()
+                submit_next()
+                for frame in frames:
                     yield frame
                     done += 1
-                    if self.progress is not None:
-                        self.progress(done, total)
-                for source in [s for s in self.raw if self.last_use[s] <= index]:
-                    del self.raw[source]
-                    self.anchors.pop(source, None)
+                    self._report(done)
+                self._evict(index)
+        finally:
+            self.stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            torch.set_num_threads(threads)
+
+    def _segment_in_worker(self, segment: Segment) -> list[Tensor]:
+        with torch.inference_mode():  # thread-local: each worker enters it itself
+            return list(self._segment(segment))
+
+    def _prepare_sources(self, segment: Segment) -> None:
+        """Read and encode what ``segment`` needs, here, so that workers never touch the frame sequence."""
+        for op in segment.ops:
+            if isinstance(op, Copy):
+                self._read(op.source)
+            else:
+                for ref in (op.a, op.b):
+                    if isinstance(ref, int):
+                        self._source_anchor(ref)
+
+    def _report(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress(done, self.plan.num_outputs)
+
+    def _evict(self, index: int) -> None:
+        """Drop source frames that no segment after ``index`` reads."""
+        for source in [s for s in self.raw if self.last_use[s] <= index]:
+            del self.raw[source]
+            self.anchors.pop(source, None)
 
     def _read(self, index: int) -> Tensor:
         """Source frame ``index`` as float32 [H,W,C] on the output device, read once while it is in use."""
@@ -206,7 +292,10 @@ class _Executor:
         image = frame.to(self.device, non_blocking=True).permute(2, 0, 1)[None].clamp(0.0, 1.0)
         if image.shape[1] == 1:
             image = image.expand(-1, 3, -1, -1)
-        return self.model.net.prepare(pad_to_multiple(image.to(self.dtype), self.multiple).contiguous())
+        try:
+            return self.model.net.prepare(pad_to_multiple(image.to(self.dtype), self.multiple).contiguous())
+        except torch.OutOfMemoryError as exc:
+            raise self._out_of_memory("encoding") from exc
 
     def _source_anchor(self, index: int) -> PreparedFrame:
         if index not in self.anchors:
@@ -221,7 +310,8 @@ class _Executor:
         pending = [i for i, op in enumerate(ops) if isinstance(op, Interp)]
         for index, op in enumerate(ops):
             if isinstance(op, Copy):
-                yield self._read(op.source)
+                frame = self._read(op.source)
+                yield frame.clone() if self.private_copies else frame  # the engine still reads the cached one
                 continue
             while index not in generated:
                 self._compute_wave(ops, pending, generated, gen_anchors)
@@ -240,6 +330,8 @@ class _Executor:
             anchor_a, anchor_b = self._resolve(a, gen_anchors), self._resolve(b, gen_anchors)
             start = 0
             while start < len(members):
+                if self.stop.is_set():
+                    raise _Stopped
                 chunk = members[start : start + self.batch_size]
                 t = torch.tensor([ops[i].t for i in chunk], dtype=torch.float32, device=self.device)
                 try:
@@ -262,12 +354,15 @@ class _Executor:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         if failed <= 1:
-            height, width = self.size[:2] if self.size else ("?", "?")
-            raise OutOfMemory(
-                f"Out of memory interpolating one {width}x{height} frame at scale {self.scale} on {self.device}. "
-                "Use a smaller scale (0.5 for 4K), fp16, or a smaller resolution."
-            )
+            raise self._out_of_memory("interpolating")
         self.batch_size = max(1, failed // 2)
+
+    def _out_of_memory(self, doing: str) -> OutOfMemory:
+        height, width = self.size[:2] if self.size else ("?", "?")
+        return OutOfMemory(
+            f"Out of memory {doing} one {width}x{height} frame at scale {self.scale} on {self.device}. "
+            "Use a smaller scale (0.5 for 4K), fp16, or a smaller resolution."
+        )
 
     @staticmethod
     def _ready(ref: Ref, gen_anchors: dict[int, PreparedFrame]) -> bool:
@@ -282,7 +377,13 @@ class _Executor:
         out = blend(a.image, b.image, flow, mask)
         assert self.size is not None
         height, width, channels = self.size
-        out = out[:, :channels, :height, :width].float().clamp_(0.0, 1.0)
+        out = out[:, :channels, :height, :width].float()
+        if not bool(torch.isfinite(out).all()):
+            raise RIFEError(
+                f"The network produced NaN or infinite values ({self.dtype} on {self.device}); the weights or this "
+                "precision do not work here: run in fp32 (dtype=torch.float32)."
+            )
+        out = out.clamp_(0.0, 1.0)
         return list(out.permute(0, 2, 3, 1).to(self.out_device))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -56,6 +55,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Inference tensors of a checkpoint file or directory, keys normalised to the official naming."""
     file = resolve_checkpoint(path)
+    if file.stat().st_size == 0:
+        raise CheckpointError(f"{file} is empty (0 bytes): the download or copy did not finish; re-download it.")
     raw = _read_safetensors(file) if _is_safetensors(file) else _read_pickle(file)
     return normalize_state_dict(raw, origin=file)
 
@@ -79,19 +80,20 @@ def _read_safetensors(file: Path) -> dict[str, Tensor]:
 
 
 def _read_pickle(file: Path) -> object:
-    if file.stat().st_size == 0:
-        raise CheckpointError(f"{file} is empty (0 bytes): the download or copy did not finish; re-download it.")
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+        if "GLOBAL" in str(exc):  # the weights-only unpickler met a class or function: code, not weights
             raise CheckpointError(
                 f"Refused to load {file}: it contains Python objects or code, not just tensors. Only plain "
                 f"weight files are loaded (torch.load weights_only=True); convert it to .safetensors from a "
                 f"source you trust."
             ) from exc
-        raise CheckpointError(f"{file} is not a PyTorch checkpoint ({exc}); re-download it.") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError, KeyError) as exc:
+        raise CheckpointError(
+            f"{file} is not a RIFE checkpoint: neither a PyTorch nor a safetensors file (unreadable pickle data). "
+            "Re-download it."
+        ) from exc
+    except Exception as exc:  # weights_only=True runs no code: any other failure means a damaged or foreign file
         raise CheckpointError(
             f"{file} is not a readable PyTorch checkpoint: the file is truncated, corrupted or of another kind "
             f"({type(exc).__name__}: {exc}). Re-download it."

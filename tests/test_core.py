@@ -186,7 +186,7 @@ class _Payload:
 def test_malicious_pickle_is_refused_without_running(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     raw = tmp_path / "flownet.pkl"
-    raw.write_bytes(pickle.dumps({"block0.conv0.0.0.weight": _Payload(marker)}))
+    raw.write_bytes(pickle.dumps({"block0.conv0.0.0.weight": _Payload(marker)}, protocol=2))
     zipped = tmp_path / "zipped.pth"
     torch.save({"block0.conv0.0.0.weight": _Payload(marker)}, zipped)
     for path in (raw, zipped):

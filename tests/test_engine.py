@@ -211,3 +211,53 @@ def test_cancellation_stops_promptly_and_returns_nothing(real_model, monkeypatch
     # frames 0..4 need the in-betweens 1, 2, 3 and 5 (a copy) ... the 5th output is source 1's copy plus one
     # in-between computed for it at most: nothing beyond the next timestep batch runs after cancelling
     assert calls["flow"] <= 4
+
+
+@pytest.fixture
+def two_threads():
+    """The CPU engine runs segments on parallel workers when torch has several threads (tests pin one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_parallel_cpu_workers_give_the_serial_result(real_model, two_threads) -> None:
+    frames = clip(5)
+    seen: list[int] = []
+    parallel = interpolate(real_model, frames, 3, mode="recursive", progress=lambda done, total: seen.append(done))
+    assert torch.get_num_threads() == 2  # restored after the run
+    torch.set_num_threads(1)
+    serial = interpolate(real_model, frames, 3, mode="recursive")
+    assert seen == list(range(1, 14))
+    assert (parallel - serial).abs().max() <= SCHEDULE_ATOL
+    assert all(torch.equal(parallel[3 * i], frames[i]) for i in range(5))
+
+
+def test_parallel_cancellation_stops_the_workers(real_model, two_threads, monkeypatch) -> None:
+    calls = {"flow": 0}
+    original = real_model.net.flow
+
+    def counting_flow(*args, **kwargs):
+        calls["flow"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(real_model.net, "flow", counting_flow)
+
+    def cancel_at_first(done: int, total: int) -> None:
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        interpolate(real_model, clip(4, 32, 40), 16, progress=cancel_at_first)
+    # 3 pairs of 15 in-betweens: pair 0 is done when the first frame is reported, pair 1 ran beside it and pair 2
+    # was just submitted. Without the stop signal all 45 would run; with it pair 2 gives up before its 2nd step.
+    assert calls["flow"] <= 15 + 15 + 1
+    assert torch.get_num_threads() == 2
+
+
+def test_closing_a_stream_early_stops_the_workers(real_model, two_threads) -> None:
+    stream = stream_interpolate(real_model, LazyFrames(clip(6)), 4)
+    first = next(stream)
+    stream.close()
+    assert first.shape == (40, 56, 3)
+    assert torch.get_num_threads() == 2
