@@ -1,0 +1,108 @@
+"""``LoadRIFEModel``: a checkpoint from ComfyUI's model folders as a ``RIFE_MODEL``."""
+
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.utils
+import torch
+
+from ..rife import CheckpointError, InvalidInputError, load_model
+from . import checkpoints
+from .runtime import RIFEModelHandle, wrap_model
+
+CATEGORY = "video/frame interpolation"
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class LoadRIFEModel:
+    DESCRIPTION = (
+        "Loads a RIFE 4.x frame interpolation checkpoint (any 4.0-4.26 release, lite and heavy included; the "
+        "version is recognised from the weights, not the file name). Checkpoints are listed from models/rife, "
+        "ComfyUI's models/frame_interpolation and the pack's ckpt/ folder. The model joins ComfyUI's memory "
+        "management: it is moved to the GPU for a run and back afterwards."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("RIFE_MODEL", "STRING")
+    RETURN_NAMES = ("rife_model", "version")
+    OUTPUT_TOOLTIPS = (
+        "The loaded model, for the RIFE interpolation nodes.",
+        "Detected RIFE version(s), checkpoint layout, precision and file, e.g. 'RIFE 4.25 / 4.26 (layout 4.25)'.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "ckpt_name": (
+                    checkpoints.checkpoint_names(),
+                    {
+                        "tooltip": "RIFE 4.x checkpoint (.pkl, .pth, .safetensors, ... or a folder holding "
+                        "flownet.pkl) from models/rife, models/frame_interpolation or the pack's ckpt/ folder. "
+                        "Names like flownet_v4.25.pkl that are not on disk yet are official checkpoints that "
+                        "download_if_missing can fetch."
+                    },
+                ),
+            },
+            "optional": {
+                "precision": (
+                    ["auto", *PRECISIONS],
+                    {
+                        "default": "auto",
+                        "tooltip": "Weights and compute precision. auto: fp16 on NVIDIA GPUs where ComfyUI "
+                        "considers fp16 safe, else fp32. The output images are float32 either way.",
+                    },
+                ),
+                "download_if_missing": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "When the chosen official checkpoint (flownet_v<version>.pkl) is not on disk, "
+                        "download it into models/rife (checksum-verified where the checksum is known). Off: "
+                        "nothing is ever downloaded.",
+                    },
+                ),
+            },
+        }
+
+    def load(
+        self, ckpt_name: str, precision: str = "auto", download_if_missing: bool = False
+    ) -> tuple[RIFEModelHandle, str]:
+        path = checkpoints.resolve(ckpt_name)
+        if path is None:
+            if not (download_if_missing and checkpoints.downloadable_version(ckpt_name)):
+                raise CheckpointError(checkpoints.missing_message(ckpt_name))
+            path = checkpoints.download(ckpt_name, progress=_download_progress())
+        management = comfy.model_management
+        dtype = _dtype(precision, management.get_torch_device())
+        model = load_model(path, device=management.unet_offload_device(), dtype=dtype)
+        description = f"{model.spec.label} (layout {model.arch}), {_precision_name(dtype)}, {ckpt_name}"
+        return wrap_model(model, description), description
+
+
+def _dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision in PRECISIONS:
+        return PRECISIONS[precision]
+    if precision != "auto":
+        raise InvalidInputError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {precision!r}.")
+    if device.type == "cuda" and comfy.model_management.should_use_fp16(device):
+        return torch.float16
+    return torch.float32
+
+
+def _precision_name(dtype: torch.dtype) -> str:
+    return next(name for name, value in PRECISIONS.items() if value == dtype)
+
+
+def _download_progress():
+    """Byte progress of a download on a ComfyUI progress bar; cancelling stops the download (it resumes later)."""
+    bars: list[comfy.utils.ProgressBar] = []
+
+    def progress(done: int, total: int | None) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        if total:
+            if not bars:
+                bars.append(comfy.utils.ProgressBar(total))
+            bars[0].update_absolute(done, total)
+
+    return progress
