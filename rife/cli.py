@@ -1,0 +1,382 @@
+"""Command line: interpolate a folder of numbered frames (``python -m rife`` / ``rife``), fetch checkpoints.
+
+The flags and their meaning follow the original ``inference_img.py`` (``--model --img --output --multi --scale
+--UHD --recursive``), plus ``--mode``, ``--device``, ``--fp16``, the timing options and ``--overwrite``.
+``python -m rife download VERSION`` fetches an official checkpoint. Every failure a user can cause ends the
+program with one line ``error: ...`` on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+import torch
+
+from . import download, timing
+from .engine import stream_plan
+from .errors import CheckpointError, InvalidInputError, RIFEError
+from .model import SCALES, load_model
+from .schedule import MAX_MULTIPLIER, MODES, Copy
+
+DEFAULT_MODEL = Path("ckpt") / "rifev4_25"
+DEFAULT_OUTPUT = "vid_out"
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+
+class UsageError(Exception):
+    """A flag is missing, malformed or contradicts another one."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes as :class:`UsageError` instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args[:1] == ["download"]:
+            return _download_command(args[1:])
+        return _interpolate_command(args)
+    except UsageError as exc:
+        return _fail(f"{exc} (see --help)", EXIT_USAGE)
+    except RIFEError as exc:
+        return _fail(str(exc))
+    except torch.cuda.OutOfMemoryError:  # the same class as torch.OutOfMemoryError (torch >= 2.5)
+        return _fail("out of memory on the device: try --scale 0.5, --fp16, or --device cpu")
+    except KeyboardInterrupt:
+        return _fail("cancelled", EXIT_CANCELLED)
+    except OSError as exc:
+        return _fail(str(exc))
+
+
+def _fail(message: str, status: int = EXIT_ERROR) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+# ------------------------------------------------------------------------------------------------ interpolation
+
+
+def _interpolation_parser() -> _Parser:
+    parser = _Parser(
+        prog="python -m rife",
+        description="Interpolate a folder of numbered frames with RIFE 4.x. "
+        "Fetch a checkpoint first with: python -m rife download 4.25",
+        epilog="Output frames are numbered 0000000.png ... in the input's format and bit depth. "
+        "Subcommand: python -m rife download VERSION [--dest DIR] | --list",
+    )
+    parser.add_argument("--model", type=Path, help=f"checkpoint file or folder (default: {DEFAULT_MODEL})")
+    parser.add_argument("--img", type=Path, required=True, help="input folder of frames named by number (0000000.png)")
+    parser.add_argument("--output", type=Path, default=Path(DEFAULT_OUTPUT), help="output folder (default: vid_out)")
+    parser.add_argument("--multi", type=int, help="output frames per input frame: N-1 new frames per pair (default 2)")
+    parser.add_argument("--scale", type=float, help="flow resolution: 0.25, 0.5, 1, 2 or 4 (default 1; 0.5 for 4K)")
+    parser.add_argument("--UHD", action="store_true", help="4K input: same as --scale 0.5 unless --scale is given")
+    parser.add_argument("--recursive", action="store_true", help="same as --mode recursive")
+    parser.add_argument("--mode", choices=MODES, help="how in-betweens are computed (default: direct)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--fp16", action="store_true", help="half precision (faster on GPUs)")
+    parser.add_argument("--fps-in", help="input frame rate, e.g. 24 or 30000/1001")
+    parser.add_argument("--fps-out", help="target frame rate (with --fps-in, instead of --multi), e.g. 60")
+    parser.add_argument("--loop", action="store_true", help="the clip repeats: also interpolate last -> first frame")
+    parser.add_argument(
+        "--scene-threshold",
+        type=float,
+        help=f"scene cut threshold; 0 disables cut detection (default {timing.DEFAULT_SCENE_THRESHOLD})",
+    )
+    parser.add_argument("--dedupe", action="store_true", help="replace held (repeated) frames by in-betweens")
+    parser.add_argument("--overwrite", action="store_true", help="replace frames already in the output folder")
+    return parser
+
+
+def _interpolate_command(argv: list[str]) -> int:
+    args = _interpolation_parser().parse_args(argv)
+    mode, scale, multiplier = _check_options(args)
+    device = _resolve_device(args.device)
+    scene_threshold = timing.DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None else args.scene_threshold
+    if not scene_threshold >= 0:
+        raise UsageError(f"--scene-threshold must be 0 (off) or positive, got {args.scene_threshold}")
+    fps_in = _parse_fps("--fps-in", args.fps_in)
+    fps_out = _parse_fps("--fps-out", args.fps_out)
+
+    imageio = _import_imageio()
+    frames = imageio.FrameFolder(args.img)
+    earlier = imageio.prepare_output(args.output, input_folder=args.img, overwrite=args.overwrite)
+    model = load_model(
+        args.model if args.model is not None else _default_model(),
+        device=device,
+        dtype=torch.float16 if args.fp16 else torch.float32,
+    )
+    timed = timing.timed_plan(
+        frames,
+        multiplier=multiplier,
+        mode=mode,
+        fps_in=fps_in,
+        fps_out=fps_out,
+        loop=args.loop,
+        scene_threshold=scene_threshold,
+        dedupe=args.dedupe,
+    )
+    plan = timed.plan
+    how = f"x{multiplier} {mode}" if multiplier is not None else f"{fps_in} -> {fps_out} fps"
+    print(
+        f"{model.spec.label} ({model.source}) on {model.device}, {model.dtype}: {len(frames)} frames "
+        f"{frames.format.describe()} -> {plan.num_outputs} frames ({how}, scale {scale:g})"
+    )
+    imageio.remove_frames(earlier)
+
+    start = time.perf_counter()
+    written = 0
+    bar = _ProgressBar(plan.num_outputs, sys.stderr)
+    try:
+        stream = stream_plan(model, frames, plan, scale=scale)
+        for op, frame in zip(plan.ops(), stream, strict=True):
+            target = imageio.frame_path(args.output, written, frames.format.suffix)
+            if isinstance(op, Copy):
+                imageio.copy_frame(frames.paths[op.source], target)
+            else:
+                imageio.write_image(target, imageio.to_image(frame, frames.format))
+            written += 1
+            bar.update(written)
+    except KeyboardInterrupt:
+        bar.close()
+        return _fail(
+            f"cancelled: {written} of {plan.num_outputs} frames were written to {args.output} "
+            "(all complete, no partial files)",
+            EXIT_CANCELLED,
+        )
+    except RIFEError as exc:
+        bar.close()
+        return _fail(f"{exc} ({written} of {plan.num_outputs} frames were written to {args.output})")
+    bar.close()
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    print(_summary(len(frames), written, elapsed, args.output, timed))
+    return 0
+
+
+def _check_options(args: argparse.Namespace) -> tuple[str, float, int | None]:
+    """Mode, scale and multiplier (None for frame rate conversion) from the flags; UsageError if they clash."""
+    if args.recursive and args.mode not in (None, "recursive"):
+        raise UsageError(f"--recursive contradicts --mode {args.mode}")
+    mode = "recursive" if args.recursive else (args.mode or "direct")
+    scale = args.scale if args.scale is not None else (0.5 if args.UHD else 1.0)
+    if scale not in SCALES:
+        raise UsageError(f"--scale must be one of {', '.join(f'{s:g}' for s in SCALES)}, got {scale:g}")
+    if args.fps_out is not None:
+        if args.multi is not None:
+            raise UsageError("give --multi or --fps-out, not both (the output rate is fps-in x multi)")
+        if args.fps_in is None:
+            raise UsageError("--fps-out needs --fps-in (the input frame rate)")
+        if mode != "direct":
+            raise UsageError(f"frame rate conversion (--fps-out) works in direct mode only, not {mode}")
+        return mode, scale, None
+    multiplier = 2 if args.multi is None else args.multi
+    if not 1 <= multiplier <= MAX_MULTIPLIER:
+        raise UsageError(f"--multi must be between 1 and {MAX_MULTIPLIER}, got {multiplier}")
+    if mode == "bisect" and multiplier & (multiplier - 1):
+        raise UsageError(f"--mode bisect needs a power of two for --multi (2, 4, 8, ...), got {multiplier}")
+    return mode, scale, multiplier
+
+
+def _parse_fps(flag: str, value: str | None) -> Fraction | None:
+    if value is None:
+        return None
+    try:
+        return timing.parse_fps(value)
+    except InvalidInputError as exc:
+        raise UsageError(f"{flag}: {exc}") from exc
+
+
+def _resolve_device(text: str) -> torch.device | None:
+    """``--device`` as a torch device (None for auto), checked against what this machine has."""
+    if text == "auto":
+        return None
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError) as exc:
+        raise UsageError(f"unknown --device {text!r}: use auto, cpu, cuda, cuda:N or mps") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {text}: CUDA is not available here (no GPU or a CPU-only torch); use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise UsageError(f"--device {text}: Apple MPS is not available here; use cpu")
+    elif device.type != "cpu":
+        raise UsageError(f"unsupported --device {text!r}: use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def _default_model() -> Path:
+    """``ckpt/rifev4_25`` in the current folder, else beside the package (the repository / ComfyUI pack)."""
+    candidates = [Path.cwd() / DEFAULT_MODEL, Path(__file__).resolve().parents[1] / DEFAULT_MODEL]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise CheckpointError(
+        f"No checkpoint at {DEFAULT_MODEL}: run `python -m rife download {download.RECOMMENDED_VERSION}` "
+        "(saves ckpt/rifev4_25/flownet.pkl) or pass --model PATH"
+    )
+
+
+def _import_imageio():
+    try:
+        from . import imageio
+    except ImportError as exc:
+        raise RIFEError(
+            f"the command line reads images with OpenCV, which is not installed ({exc}); "
+            "run: pip install opencv-python-headless"
+        ) from exc
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # keep stderr for our own messages
+    return imageio
+
+
+def _summary(frames_in: int, frames_out: int, elapsed: float, output: Path, timed) -> str:
+    parts = [
+        f"{frames_in} frames in -> {frames_out} frames out in {elapsed:.1f} s "
+        f"({frames_out / elapsed:.2f} frames/s), written to {output}"
+    ]
+    if timed.fps_out is not None:
+        parts.append(f"output rate {_format_fps(timed.fps_out)} fps")
+    if timed.cuts:
+        parts.append("scene cuts after frame " + ", ".join(str(i) for i in timed.cuts))
+    if timed.held:
+        parts.append("held frames retimed " + ", ".join(f"{a}-{b - 1}" for a, b in timed.held))
+    return "; ".join(parts)
+
+
+def _format_fps(fps: Fraction) -> str:
+    return str(fps.numerator) if fps.denominator == 1 else f"{fps} (= {float(fps):.3f})"
+
+
+class _ProgressBar:
+    """A one-line text bar on a terminal (nothing when the stream is not a TTY, e.g. in logs)."""
+
+    WIDTH = 30
+    INTERVAL_S = 0.1
+
+    def __init__(self, total: int, stream: TextIO, unit: str = "frames") -> None:
+        self.total, self.stream, self.unit = total, stream, unit
+        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self.start = time.perf_counter()
+        self.last_draw = 0.0
+        self.drawn = False
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last_draw < self.INTERVAL_S and done < self.total):
+            return
+        self.last_draw = now
+        filled = self.WIDTH * done // self.total if self.total else self.WIDTH
+        rate = done / max(now - self.start, 1e-9)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\r[{bar}] {done}/{self.total} {self.unit} ({rate:.1f}/s)")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+
+# ------------------------------------------------------------------------------------------------ download
+
+
+def _download_parser() -> _Parser:
+    parser = _Parser(
+        prog="python -m rife download",
+        description="Download an official RIFE 4.x checkpoint (mirrored by the vs-rife project on GitHub).",
+        epilog=f"Source override: set {download.BASE_URL_ENV} to another folder URL holding flownet_v<VERSION>.pkl.",
+    )
+    parser.add_argument("version", nargs="?", help=f"RIFE version, e.g. {download.RECOMMENDED_VERSION} or 4.22.lite")
+    parser.add_argument(
+        "--dest",
+        type=Path,
+        help="folder to save flownet_v<VERSION>.pkl in, e.g. ComfyUI/models/rife "
+        "(default: ckpt/rifev<VERSION>/flownet.pkl, where --model looks)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the downloadable versions and exit")
+    return parser
+
+
+def _download_command(argv: list[str]) -> int:
+    args = _download_parser().parse_args(argv)
+    if args.list:
+        print(_version_table())
+        return 0
+    if not args.version:
+        raise UsageError("say which version to download, e.g. `python -m rife download 4.25` (or --list)")
+    source = download.checkpoint_source(args.version)
+    if args.dest is not None:
+        dest, filename = args.dest, None
+    else:
+        dest, filename = Path("ckpt") / f"rifev{source.version.replace('.', '_')}", "flownet.pkl"
+    bar = _ByteProgress(sys.stderr, source.filename)
+    try:
+        path = download.download_checkpoint(source.version, dest, progress=bar.update, filename=filename)
+    except KeyboardInterrupt:
+        bar.close()
+        return _fail("download cancelled; run the same command again to resume", EXIT_CANCELLED)
+    finally:
+        bar.close()
+    if source.sha256 is None:
+        print(
+            f"note: no published sha256 for RIFE {source.version}, so the file was not verified "
+            f"(its sha256 is {download.file_sha256(path)})",
+            file=sys.stderr,
+        )
+    print(path)
+    return 0
+
+
+def _version_table() -> str:
+    lines = ["version     checksum  url"]
+    base = download.resolve_base_url()
+    for version, source in download.CHECKPOINTS.items():
+        note = "  (recommended)" if version == download.RECOMMENDED_VERSION else ""
+        pinned = "sha256" if source.sha256 else "none"
+        lines.append(f"{version:<11} {pinned:<9} {source.url(base)}{note}")
+    return "\n".join(lines)
+
+
+class _ByteProgress:
+    """Download progress on a terminal: megabytes done of the total."""
+
+    def __init__(self, stream: TextIO, name: str) -> None:
+        self.stream, self.name = stream, name
+        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self.last_draw = 0.0
+        self.drawn = False
+
+    def update(self, done: int, total: int | None) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last_draw < 0.1 and done != total):
+            return
+        self.last_draw = now
+        of = f" / {total / 1e6:.1f}" if total else ""
+        self.stream.write(f"\rdownloading {self.name}: {done / 1e6:.1f}{of} MB")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False

@@ -1,0 +1,273 @@
+"""Folders of numbered frames on disk: listing, lazy reading as model input, atomic writing.
+
+Frames are read with OpenCV (``IMREAD_UNCHANGED``) so 8- and 16-bit PNG and TIFF, JPEG, grayscale and RGBA all
+keep their depth and channels. They reach the engine as [H,W,C] float32 tensors in 0..1 (C = 1, 3 or 4, RGB(A)
+order) and come back in the same layout and bit depth. Every file is written to a hidden temporary name in the
+output folder and renamed into place, so an output file that exists is complete. OpenCV is an optional dependency
+(``pip install opencv-python-headless``, the ``cli`` extra); ComfyUI installs never import this module.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .errors import InvalidInputError, RIFEError
+
+FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG"}
+MAX_VALUES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+JPEG_QUALITY = 95
+TEMP_SUFFIX = ".rife-tmp"
+_NUMBERED = re.compile(r"^\d+$")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class OutputError(RIFEError):
+    """The output folder cannot be created or written."""
+
+
+@dataclass(frozen=True)
+class FrameFormat:
+    """What every frame of a folder shares: size, channels (1 gray, 3 RGB, 4 RGBA), sample type, file suffix."""
+
+    height: int
+    width: int
+    channels: int
+    dtype: np.dtype
+    suffix: str
+
+    @property
+    def bits(self) -> int:
+        return self.dtype.itemsize * 8
+
+    def describe(self) -> str:
+        kind = {1: "gray", 3: "RGB", 4: "RGBA"}[self.channels]
+        return f"{self.width}x{self.height} {self.bits}-bit {kind} {FORMATS[self.suffix]}"
+
+
+def list_frames(folder: str | os.PathLike[str]) -> list[Path]:
+    """Image files of ``folder`` sorted by their number (``0000000.png``, ``1.png``, ``12.png`` ...).
+
+    Hidden files and files that are not PNG/TIFF/JPEG are ignored; every image must be named by a number and
+    all must share one format. Raises :class:`InvalidInputError` saying what is wrong otherwise."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise InvalidInputError(f"Input folder not found: {folder}")
+    if not folder.is_dir():
+        raise InvalidInputError(f"Input is not a folder: {folder} (pass the folder that holds the frames)")
+    images = [p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix.lower() in FORMATS and p.is_file()]
+    if not images:
+        raise InvalidInputError(f"No PNG, TIFF or JPEG frames in {folder}")
+    formats = sorted({FORMATS[p.suffix.lower()] for p in images})
+    if len(formats) > 1:
+        raise InvalidInputError(f"Mixed image formats in {folder} ({', '.join(formats)}): keep one format per folder")
+    unnumbered = sorted(p.name for p in images if not _NUMBERED.match(p.stem))
+    if unnumbered:
+        raise InvalidInputError(
+            f"Frame names must be numbers like 0000000.png, but {folder} holds {unnumbered[0]!r}"
+            + (f" and {len(unnumbered) - 1} more" if len(unnumbered) > 1 else "")
+        )
+    images.sort(key=lambda p: (int(p.stem), p.name))
+    for previous, current in itertools.pairwise(images):
+        if int(previous.stem) == int(current.stem):
+            raise InvalidInputError(
+                f"Two frames have the number {int(current.stem)}: {previous.name} and {current.name}"
+            )
+    return images
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Pixels of an image file as [H,W,C] uint8/uint16 (C = 1, 3 or 4; RGB(A) channel order)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also work for non-ASCII paths on Windows
+    except OSError as exc:
+        raise InvalidInputError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise InvalidInputError(f"Cannot decode {path}: the file is empty, damaged or not an image")
+    if image.dtype not in MAX_VALUES:
+        raise InvalidInputError(f"{path} has {image.dtype} samples; only 8- and 16-bit images are supported")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    channels = image.shape[2]
+    if channels == 3:
+        image = image[:, :, ::-1]
+    elif channels == 4:
+        image = image[:, :, [2, 1, 0, 3]]
+    elif channels != 1:
+        raise InvalidInputError(f"{path} has {channels} channels; only gray, RGB and RGBA images are supported")
+    return np.ascontiguousarray(image)
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from a PNG's IHDR chunk without decoding it; None when the header is not readable."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return height, width
+
+
+class FrameFolder(Sequence):
+    """The frames of a folder as a lazy sequence: ``folder[i]`` reads file ``i`` and returns it as an
+    [H,W,C] float32 tensor in 0..1 (what :func:`rife.stream_plan` consumes). Nothing is kept in memory.
+
+    The first frame fixes the :class:`FrameFormat`; PNG sizes are all checked up front from their headers, and
+    any frame that differs from the first raises :class:`InvalidInputError` when it is read."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.paths = list_frames(self.folder)
+        first = read_image(self.paths[0])
+        self.format = FrameFormat(
+            height=first.shape[0],
+            width=first.shape[1],
+            channels=first.shape[2],
+            dtype=first.dtype,
+            suffix=self.paths[0].suffix.lower(),
+        )
+        if self.format.suffix == ".png":
+            self._check_png_sizes()
+
+    def _check_png_sizes(self) -> None:
+        expected = (self.format.height, self.format.width)
+        for path in self.paths[1:]:
+            size = _png_size(path)
+            if size is not None and size != expected:
+                raise InvalidInputError(self._size_message(path, size))
+
+    def _size_message(self, path: Path, size: tuple[int, ...]) -> str:
+        return (
+            f"All frames must have the same size: {path.name} is {size[1]}x{size[0]} but {self.paths[0].name} "
+            f"is {self.format.width}x{self.format.height}"
+        )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:  # type: ignore[override]
+        path = self.paths[index]
+        image = read_image(path)
+        fmt = self.format
+        if image.shape[:2] != (fmt.height, fmt.width):
+            raise InvalidInputError(self._size_message(path, image.shape[:2]))
+        if image.shape[2] != fmt.channels or image.dtype != fmt.dtype:
+            kind = {1: "gray", 3: "RGB", 4: "RGBA"}[image.shape[2]]
+            raise InvalidInputError(
+                f"All frames must share one pixel format: {path.name} is {image.dtype.itemsize * 8}-bit {kind} "
+                f"but {self.paths[0].name} is {fmt.describe()}"
+            )
+        return torch.from_numpy(image.astype(np.float32) / np.float32(MAX_VALUES[fmt.dtype]))
+
+
+def to_image(frame: torch.Tensor, fmt: FrameFormat) -> np.ndarray:
+    """Engine output [H,W,C] float (0..1, RGB(A)) -> pixels for ``fmt`` in OpenCV order (BGR(A), 2-D for gray),
+    rounded straight to the format's depth (16-bit frames never pass through 8 bits)."""
+    if tuple(frame.shape) != (fmt.height, fmt.width, fmt.channels):
+        raise InvalidInputError(f"Frame of shape {tuple(frame.shape)} does not match the folder's {fmt.describe()}")
+    values = frame.detach().to("cpu", torch.float32).numpy()
+    if not np.isfinite(values).all():
+        raise InvalidInputError("The model produced NaN or infinite pixels; nothing was written for this frame")
+    top = MAX_VALUES[fmt.dtype]
+    image = np.rint(np.clip(values, 0.0, 1.0) * np.float32(top)).astype(fmt.dtype)
+    if fmt.channels == 1:
+        return image[:, :, 0]
+    order = [2, 1, 0] if fmt.channels == 3 else [2, 1, 0, 3]
+    return np.ascontiguousarray(image[:, :, order])
+
+
+def frame_path(folder: Path, index: int, suffix: str) -> Path:
+    """``folder/0000012.png``: 7-digit numbering like the original tool (more digits past 9,999,999)."""
+    return folder / f"{index:07d}{suffix}"
+
+
+def _temp_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}{TEMP_SUFFIX}")
+
+
+def _replace_atomically(target: Path, fill) -> None:
+    """Write ``target`` through a hidden temp file in the same folder (``fill(temp_path)``), then rename."""
+    temp = _temp_path(target)
+    try:
+        fill(temp)
+        os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise OutputError(f"Cannot write {target}: {exc.strerror or exc}") from exc
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def write_image(target: Path, image: np.ndarray) -> None:
+    """Encode ``image`` (OpenCV layout) in the format of ``target``'s suffix and write it atomically."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if FORMATS[target.suffix.lower()] == "JPEG" else []
+    ok, encoded = cv2.imencode(target.suffix.lower(), image, params)
+    if not ok:
+        raise OutputError(f"OpenCV could not encode {target.name}")
+    _replace_atomically(target, lambda temp: encoded.tofile(temp))
+
+
+def copy_frame(source: Path, target: Path) -> None:
+    """Copy a source frame's file byte for byte (exact pixels, no re-encoding) and atomically."""
+    _replace_atomically(target, lambda temp: shutil.copyfile(source, temp))
+
+
+def existing_frames(folder: Path) -> list[Path]:
+    """Numbered image files already in ``folder`` (what a run would overwrite or mix with)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in FORMATS and _NUMBERED.match(p.stem) and p.is_file()
+    )
+
+
+def prepare_output(folder: Path, *, input_folder: Path, overwrite: bool) -> list[Path]:
+    """Create ``folder``, check that it can be written, and return the frames an earlier run left there.
+
+    Without ``overwrite`` such frames stop the run before any work (two runs never mix); with it the caller
+    deletes them (:func:`remove_frames`) once the run is ready to write. Leftover temp files of a killed run
+    are removed."""
+    if folder.resolve() == input_folder.resolve():
+        raise OutputError(f"The output folder is the input folder ({folder}); choose another --output")
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"The output path {folder} is a file, not a folder; choose another --output")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test{TEMP_SUFFIX}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"Cannot write to the output folder {folder}: {exc.strerror or exc}") from exc
+    for stale in folder.glob(f".*{TEMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)
+    earlier = existing_frames(folder)
+    if earlier and not overwrite:
+        raise OutputError(
+            f"The output folder {folder} already holds {len(earlier)} frames ({earlier[0].name} ...); "
+            "pass --overwrite to replace them, or choose an empty --output folder"
+        )
+    return earlier
+
+
+def remove_frames(paths: list[Path]) -> None:
+    """Delete the frames of an earlier run (see :func:`prepare_output`)."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(f"Cannot delete the earlier frame {path}: {exc.strerror or exc}") from exc
