@@ -100,6 +100,20 @@ BATCH_SIZE_INPUT = (
 )
 
 
+_MULTIPLIER_REQUIRED = {
+    "rife_model": MODEL_INPUT,
+    "images": IMAGES_INPUT,
+    "multiplier": MULTIPLIER_INPUT,
+    "scale": SCALE_INPUT,
+}
+_TIMING_OPTIONAL = {
+    "loop": LOOP_INPUT,
+    "scene_threshold": SCENE_THRESHOLD_INPUT,
+    "dedupe": DEDUPE_INPUT,
+    "batch_size": BATCH_SIZE_INPUT,
+}
+
+
 class _RetimeNode:
     """Shared outputs and execution of the interpolation nodes."""
 
@@ -144,19 +158,8 @@ class RIFEInterpolate(_RetimeNode):
     @classmethod
     def INPUT_TYPES(cls) -> dict:
         return {
-            "required": {
-                "rife_model": MODEL_INPUT,
-                "images": IMAGES_INPUT,
-                "multiplier": MULTIPLIER_INPUT,
-                "scale": SCALE_INPUT,
-            },
-            "optional": {
-                "fps_in": FPS_IN_INPUT,
-                "loop": LOOP_INPUT,
-                "scene_threshold": SCENE_THRESHOLD_INPUT,
-                "dedupe": DEDUPE_INPUT,
-                "batch_size": BATCH_SIZE_INPUT,
-            },
+            "required": dict(_MULTIPLIER_REQUIRED),
+            "optional": {"fps_in": FPS_IN_INPUT, **_TIMING_OPTIONAL},
         }
 
     def run(
@@ -196,12 +199,7 @@ class RIFERecursiveInterpolate(_RetimeNode):
     @classmethod
     def INPUT_TYPES(cls) -> dict:
         return {
-            "required": {
-                "rife_model": MODEL_INPUT,
-                "images": IMAGES_INPUT,
-                "multiplier": MULTIPLIER_INPUT,
-                "scale": SCALE_INPUT,
-            },
+            "required": dict(_MULTIPLIER_REQUIRED),
             "optional": {
                 "mode": (
                     ["recursive", "bisect"],
@@ -212,10 +210,7 @@ class RIFERecursiveInterpolate(_RetimeNode):
                     },
                 ),
                 "fps_in": FPS_IN_INPUT,
-                "loop": LOOP_INPUT,
-                "scene_threshold": SCENE_THRESHOLD_INPUT,
-                "dedupe": DEDUPE_INPUT,
-                "batch_size": BATCH_SIZE_INPUT,
+                **_TIMING_OPTIONAL,
             },
         }
 
@@ -280,12 +275,7 @@ class RIFEFrameRate(_RetimeNode):
                 ),
                 "scale": SCALE_INPUT,
             },
-            "optional": {
-                "loop": LOOP_INPUT,
-                "scene_threshold": SCENE_THRESHOLD_INPUT,
-                "dedupe": DEDUPE_INPUT,
-                "batch_size": BATCH_SIZE_INPUT,
-            },
+            "optional": dict(_TIMING_OPTIONAL),
         }
 
     def run(

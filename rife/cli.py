@@ -264,28 +264,25 @@ def _format_fps(fps: Fraction) -> str:
     return str(fps.numerator) if fps.denominator == 1 else f"{fps} (= {float(fps):.3f})"
 
 
-class _ProgressBar:
-    """A one-line text bar on a terminal (nothing when the stream is not a TTY, e.g. in logs)."""
+class _TerminalLine:
+    """A status line redrawn in place on a terminal, at most every ``INTERVAL_S`` (nothing when the stream is
+    not a TTY, e.g. in logs)."""
 
-    WIDTH = 30
     INTERVAL_S = 0.1
 
-    def __init__(self, total: int, stream: TextIO, unit: str = "frames") -> None:
-        self.total, self.stream, self.unit = total, stream, unit
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
         self.enabled = bool(getattr(stream, "isatty", lambda: False)())
         self.start = time.perf_counter()
         self.last_draw = 0.0
         self.drawn = False
 
-    def update(self, done: int) -> None:
+    def _draw(self, text: str, *, final: bool) -> None:
         now = time.perf_counter()
-        if not self.enabled or (now - self.last_draw < self.INTERVAL_S and done < self.total):
+        if not self.enabled or (now - self.last_draw < self.INTERVAL_S and not final):
             return
         self.last_draw = now
-        filled = self.WIDTH * done // self.total if self.total else self.WIDTH
-        rate = done / max(now - self.start, 1e-9)
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.stream.write(f"\r[{bar}] {done}/{self.total} {self.unit} ({rate:.1f}/s)")
+        self.stream.write(f"\r{text}")
         self.stream.flush()
         self.drawn = True
 
@@ -294,6 +291,22 @@ class _ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self.drawn = False
+
+
+class _ProgressBar(_TerminalLine):
+    """Frames done of the total as a text bar, with the rate."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: TextIO, unit: str = "frames") -> None:
+        super().__init__(stream)
+        self.total, self.unit = total, unit
+
+    def update(self, done: int) -> None:
+        filled = self.WIDTH * done // self.total if self.total else self.WIDTH
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self._draw(f"[{bar}] {done}/{self.total} {self.unit} ({rate:.1f}/s)", final=done >= self.total)
 
 
 # ------------------------------------------------------------------------------------------------ download
@@ -356,27 +369,13 @@ def _version_table() -> str:
     return "\n".join(lines)
 
 
-class _ByteProgress:
+class _ByteProgress(_TerminalLine):
     """Download progress on a terminal: megabytes done of the total."""
 
     def __init__(self, stream: TextIO, name: str) -> None:
-        self.stream, self.name = stream, name
-        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
-        self.last_draw = 0.0
-        self.drawn = False
+        super().__init__(stream)
+        self.name = name
 
     def update(self, done: int, total: int | None) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last_draw < 0.1 and done != total):
-            return
-        self.last_draw = now
         of = f" / {total / 1e6:.1f}" if total else ""
-        self.stream.write(f"\rdownloading {self.name}: {done / 1e6:.1f}{of} MB")
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.drawn = False
+        self._draw(f"downloading {self.name}: {done / 1e6:.1f}{of} MB", final=done == total)
