@@ -190,7 +190,9 @@ class Cancelled(Exception):
     pass
 
 
-def test_cancellation_stops_promptly_and_returns_nothing(real_model, monkeypatch) -> None:
+@pytest.fixture
+def flow_calls(real_model, monkeypatch) -> dict[str, int]:
+    """Counts the network's flow calls (one per timestep batch) during the test."""
     calls = {"flow": 0}
     original = real_model.net.flow
 
@@ -199,6 +201,10 @@ def test_cancellation_stops_promptly_and_returns_nothing(real_model, monkeypatch
         return original(*args, **kwargs)
 
     monkeypatch.setattr(real_model.net, "flow", counting_flow)
+    return calls
+
+
+def test_cancellation_stops_promptly_and_returns_nothing(real_model, flow_calls) -> None:
 
     def cancel_after_five(done: int, total: int) -> None:
         if done == 5:
@@ -210,7 +216,7 @@ def test_cancellation_stops_promptly_and_returns_nothing(real_model, monkeypatch
     assert result is None
     # frames 0..4 need the in-betweens 1, 2, 3 and 5 (a copy) ... the 5th output is source 1's copy plus one
     # in-between computed for it at most: nothing beyond the next timestep batch runs after cancelling
-    assert calls["flow"] <= 4
+    assert flow_calls["flow"] <= 4
 
 
 @pytest.fixture
@@ -234,15 +240,7 @@ def test_parallel_cpu_workers_give_the_serial_result(real_model, two_threads) ->
     assert all(torch.equal(parallel[3 * i], frames[i]) for i in range(5))
 
 
-def test_parallel_cancellation_stops_the_workers(real_model, two_threads, monkeypatch) -> None:
-    calls = {"flow": 0}
-    original = real_model.net.flow
-
-    def counting_flow(*args, **kwargs):
-        calls["flow"] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(real_model.net, "flow", counting_flow)
+def test_parallel_cancellation_stops_the_workers(real_model, two_threads, flow_calls) -> None:
 
     def cancel_at_first(done: int, total: int) -> None:
         raise Cancelled
@@ -251,7 +249,7 @@ def test_parallel_cancellation_stops_the_workers(real_model, two_threads, monkey
         interpolate(real_model, clip(4, 32, 40), 16, progress=cancel_at_first)
     # 3 pairs of 15 in-betweens: pair 0 is done when the first frame is reported, pair 1 ran beside it and pair 2
     # was just submitted. Without the stop signal all 45 would run; with it pair 2 gives up before its 2nd step.
-    assert calls["flow"] <= 15 + 15 + 1
+    assert flow_calls["flow"] <= 15 + 15 + 1
     assert torch.get_num_threads() == 2
 
 
