@@ -119,9 +119,14 @@ def _checked_executor(model, frames, plan, scale, progress, batch_size, *, priva
     scale = check_scale(scale)
     if len(frames) != plan.num_frames:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {len(frames)} were given.")
+    check_batch_size(batch_size)
+    return _Executor(model, frames, plan, scale, progress, batch_size, private_copies=private_copies)
+
+
+def check_batch_size(batch_size: int | None) -> None:
+    """Raise :class:`InvalidInputError` unless ``batch_size`` is None (automatic) or a positive integer."""
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    return _Executor(model, frames, plan, scale, progress, batch_size, private_copies=private_copies)
 
 
 def check_frames(frames: Tensor) -> None:

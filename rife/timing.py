@@ -28,7 +28,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-from .engine import run_plan, stream_plan
+from .engine import check_batch_size, run_plan, stream_plan
 from .errors import InvalidInputError
 from .model import RIFEModel, check_scale
 from .schedule import MAX_MULTIPLIER, MODES, Copy, Interp, Mode, Plan, Segment, check_multiplier, clip_plan
@@ -437,13 +437,15 @@ def retime(
     model and return every output frame; options as :func:`timed_plan`, the rest as :func:`rife.run_plan`.
     With a multiplier (and no cuts or held runs found) the frames equal :func:`rife.interpolate`'s exactly."""
     scale = check_scale(scale)
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    check_batch_size(batch_size)
     info = timed_plan(frames, **timed_plan_options)
     if isinstance(frames, Tensor):
         out = run_plan(model, frames, info.plan, scale=scale, progress=progress, batch_size=batch_size)
-    else:
-        out = torch.stack(
-            list(stream_plan(model, frames, info.plan, scale=scale, progress=progress, batch_size=batch_size))
-        )
+    else:  # one preallocated output, as run_plan does, instead of a list and a stacked copy of it
+        stream = stream_plan(model, frames, info.plan, scale=scale, progress=progress, batch_size=batch_size)
+        first = next(stream)
+        out = torch.empty((info.plan.num_outputs, *first.shape), dtype=first.dtype)
+        out[0] = first
+        for index, frame in enumerate(stream, start=1):
+            out[index] = frame
     return RetimeResult(out, info.fps_out, info.cuts, info.held, info.plan.positions())
