@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
 CASES = [(1280, 720, 4), (640, 360, 2), (640, 360, 4), (640, 360, 8)]
 NUM_FRAMES = 8
 
@@ -65,7 +66,7 @@ def naive_infer(model, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torc
             x = _resize(torch.cat((warped0, warped1, wf0, wf1, t_plane, mask, feat), 1), 1 / scale)
             x = torch.cat((x, _resize(flow, 1 / scale) * (1 / scale)), 1)
         feat = block.conv0(x)  # the official block body and head (ConvTranspose2d + PixelShuffle)
-        feat = block.convblock(feat) + feat if block.outer_skip else block.convblock(feat)
+        feat = block.convblock(feat) + feat if block.outer_skip else official_body(block, feat)
         out = _resize(block.lastconv(feat), scale)
         if flow is None:
             flow, mask = out[:, :4] * scale, out[:, 4:5]
@@ -75,6 +76,18 @@ def naive_infer(model, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torc
         warped0, warped1 = warp(x0, flow[:, :2], grid), warp(x1, flow[:, 2:4], grid)
     m = torch.sigmoid(mask)
     return (warped0 * m + warped1 * (1 - m))[..., :height, :width]
+
+
+def official_body(block, feat: torch.Tensor) -> torch.Tensor:
+    """The block's 8 convs as the official code runs them (ResConv: leaky_relu(conv(x) * beta + x))."""
+    from rife.ifnet import ResConv
+
+    for unit in block.convblock:
+        if isinstance(unit, ResConv):
+            feat = torch.nn.functional.leaky_relu(unit.conv(feat) * unit.beta + feat, 0.2)
+        else:
+            feat = unit(feat)
+    return feat
 
 
 def naive_interpolate(model, frames: torch.Tensor, multiplier: int) -> torch.Tensor:

@@ -57,9 +57,7 @@ def main() -> None:
             reference = big[:, top : top + height, left : left + width]
             errors.append(float((crop - reference).abs().max()))
             scores.append(psnr(crop, reference))
-        print(
-            f"{mode:10} {np.mean(whole):10.2f} {np.mean(band):10.2f} {max(errors):16.4f} {np.mean(scores):13.2f}"
-        )
+        print(f"{mode:10} {np.mean(whole):10.2f} {np.mean(band):10.2f} {max(errors):16.4f} {np.mean(scores):13.2f}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,11 @@ class ResConv(nn.Module):
         self.beta = nn.Parameter(torch.ones((1, channels, 1, 1)))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(self.conv(x) * self.beta + x, 0.2)
+        # beta folded into the conv: one pass over the activations fewer, the same sums
+        beta = self.beta.view(-1)
+        weight, bias = self.conv.weight * beta.view(-1, 1, 1, 1), self.conv.bias * beta
+        out = F.conv2d(x, weight, bias, padding=1, groups=self.conv.groups)
+        return F.leaky_relu(out.add_(x), 0.2, inplace=True)
 
 
 class IFBlock(nn.Module):
@@ -68,21 +72,27 @@ class IFBlock(nn.Module):
             self.lastconv = nn.ConvTranspose2d(width, spec.head_channels, 4, 2, 1)
             self.head_upscale = 2.0  # a bare ConvTranspose returns half the input's resolution
 
-    def forward(self, x: Tensor) -> Tensor:
-        # x: [N,Cin,h,w] -> [N,head_channels,h,w] (or h/2, w/2 for the old bare head)
+    def forward(self, x: Tensor, *, out_channels: int | None = None) -> Tensor:
+        # x: [N,Cin,h,w] -> [N,out_channels,h,w] (or h/2, w/2 for the old bare head); out_channels keeps the
+        # head's first channels only (the last block's passed features are never read)
         feat = self.conv0(x)
         feat = self.convblock(feat) + feat if self.outer_skip else self.convblock(feat)
         deconv = self.lastconv[0] if isinstance(self.lastconv, nn.Sequential) else self.lastconv
-        weight, bias, shuffle = _subpixel_conv(deconv.weight, deconv.bias, merge_shuffle=self.head_upscale == 1.0)
+        weight, bias, shuffle = _subpixel_conv(
+            deconv.weight, deconv.bias, merge_shuffle=self.head_upscale == 1.0, keep=out_channels
+        )
         if feat.device.type == "cpu":  # oneDNN runs this wide conv about twice as fast in channels-last
             feat, weight = (t.contiguous(memory_format=torch.channels_last) for t in (feat, weight))
         return F.pixel_shuffle(F.conv2d(feat, weight, bias, padding=1), shuffle)
 
 
-def _subpixel_conv(weight: Tensor, bias: Tensor, *, merge_shuffle: bool) -> tuple[Tensor, Tensor, int]:
+def _subpixel_conv(
+    weight: Tensor, bias: Tensor, *, merge_shuffle: bool, keep: int | None = None
+) -> tuple[Tensor, Tensor, int]:
     """A ConvTranspose2d(kernel 4, stride 2, padding 1) as a 3x3 conv + pixel shuffle (the same sums, ordered
     differently), which CPUs run much faster. With ``merge_shuffle`` the head's own PixelShuffle(2) is folded in
-    (one pixel_shuffle(4)). Derived from the loaded weights on every call: microseconds, and no state to go stale.
+    (one pixel_shuffle(4)). ``keep`` limits the result to the first ``keep`` channels after the shuffle(s).
+    Derived from the loaded weights on every call: microseconds, and no state to go stale.
 
     Output row 2y+a of the transposed conv reads input rows y-1 (tap 3) and y (tap 1) for a=0, y (tap 2) and
     y+1 (tap 0) for a=1; columns likewise."""
@@ -97,11 +107,14 @@ def _subpixel_conv(weight: Tensor, bias: Tensor, *, merge_shuffle: bool) -> tupl
                         conv[:, a, b, :, dy, dx] = weight[:, :, ky, kx].t()
     bias = bias.view(cout, 1, 1).expand(cout, 2, 2)
     if not merge_shuffle:  # channel c*4 + a*2 + b, then pixel_shuffle(2)
-        return conv.reshape(cout * 4, cin, 3, 3), bias.reshape(-1), 2
-    # the head's PixelShuffle(2) splits c = c2*4 + a2*2 + b2; pixel_shuffle(4) wants c2*16 + (2a+a2)*4 + (2b+b2)
-    conv = conv.view(cout // 4, 2, 2, 2, 2, cin, 3, 3).permute(0, 3, 1, 4, 2, 5, 6, 7)  # [c2, a, a2, b, b2, ...]
-    bias = bias.reshape(cout // 4, 2, 2, 2, 2).permute(0, 3, 1, 4, 2)
-    return conv.reshape(cout * 4, cin, 3, 3), bias.reshape(-1), 4
+        conv, bias, shuffle = conv.reshape(cout * 4, cin, 3, 3), bias.reshape(-1), 2
+    else:
+        # the head's PixelShuffle(2) splits c = c2*4 + a2*2 + b2; pixel_shuffle(4) wants c2*16 + (2a+a2)*4 + (2b+b2)
+        conv = conv.view(cout // 4, 2, 2, 2, 2, cin, 3, 3).permute(0, 3, 1, 4, 2, 5, 6, 7)  # [c2, a, a2, b, b2, ...]
+        bias = bias.reshape(cout // 4, 2, 2, 2, 2).permute(0, 3, 1, 4, 2)
+        conv, bias, shuffle = conv.reshape(cout * 4, cin, 3, 3), bias.reshape(-1), 4
+    rows = conv.shape[0] if keep is None else keep * shuffle * shuffle
+    return conv[:rows], bias[:rows], shuffle
 
 
 def _resize(x: Tensor, factor: float) -> Tensor:
@@ -228,15 +241,18 @@ class IFNet(nn.Module):
         scales = [s / scale for s in self.spec.scale_list]
         retried = False
         i = 0
-        flow = mask = feat = None
+        state: _Estimate | None = None
         while i < self.spec.num_blocks:
             block, factor = self.blocks[i], scales[i]
-            if flow is None:
-                flow, mask, feat = self._predict(block, self._first_input(frame0, frame1, t, factor), factor)
-                i += 1
-                continue
-            x = self._later_input(frame0, frame1, t, flow, mask, feat, factor, grid)
-            d_flow, d_mask, d_feat = self._predict(block, x, factor)
+            last = i == self.spec.num_blocks - 1
+            keep = 5 if last else 5 + self.spec.feat_channels  # flow, mask, [features]; the rest is never read
+            if state is None:
+                x = self._first_input(frame0, frame1, t, factor)
+            else:
+                x = self._later_input(frame0, frame1, t, state, factor, grid)
+            upscale = factor * block.head_upscale  # the head's output is at downscale `upscale`
+            out = block(x, out_channels=keep)
+            d_flow = _resize(out[:, :4] * upscale, upscale)  # full-resolution pixels
             if i == 1 and self.spec.retry_rule and not retried and _retry_fires(d_flow):
                 # 4.0/4.1: the motion is too large for these scales; start over at twice the downscale,
                 # which needs sizes divisible by twice as much: pad further (as if padded so from the start)
@@ -245,56 +261,54 @@ class IFNet(nn.Module):
                     big0, big1 = (self.prepare(pad_to_multiple(f.image, multiple)) for f in (frame0, frame1))
                     flow, mask = self.flow(big0, big1, timestep, scale=scale)
                     return flow[..., :height, :width], mask[..., :height, :width]
-                scales, retried, flow, i = [s * 2 for s in scales], True, None, 0
+                scales, retried, state, i = [s * 2 for s in scales], True, None, 0
                 continue
-            mask = mask + d_mask if self.spec.mask_accumulates else d_mask
-            flow, feat = flow + d_flow, d_feat
+            state = self._update(state, d_flow, out[:, 4:keep], upscale)
             i += 1
-        return flow, mask
+        return state.flow, _carry_at(state.carry, state.carry_factor, 1.0)[:, :1]
 
-    def _predict(self, block: IFBlock, x: Tensor, factor: float) -> tuple[Tensor, Tensor, Tensor]:
-        """Run ``block`` and bring its output to full resolution: flow update (full-resolution pixels), mask
-        logit and the features it passes on (views, no copy)."""
-        up = factor * block.head_upscale
-        out = block(x)
-        if up != 1.0:
-            out = _resize(out.contiguous(), up)  # bilinear upsampling is much slower from channels-last
-        return out[:, :4] * up, out[:, 4:5], out[:, 5:]
+    def _update(self, state: _Estimate | None, d_flow: Tensor, carry: Tensor, factor: float) -> _Estimate:
+        """The running estimate after a block: flow summed at full resolution; the mask (and features)
+        replaced, or, for the mask-accumulating layouts (<= 4.6), added at full resolution."""
+        if state is None:
+            return _Estimate(d_flow, carry, factor)
+        if self.spec.mask_accumulates:
+            mask = _carry_at(state.carry, state.carry_factor, 1.0) + _resize(carry, factor)
+            return _Estimate(state.flow.add_(d_flow), mask, 1.0)
+        return _Estimate(state.flow.add_(d_flow), carry, factor)
 
     def _first_input(self, frame0: PreparedFrame, frame1: PreparedFrame, t: Tensor, factor: float) -> Tensor:
         # block 0 reads img0, img1, [f0, f1], timestep, all resized by 1/factor (cached per frame)
         small0, small1 = frame0.resized(factor), frame1.resized(factor)
         n = t.shape[0]
         parts = _interleave(small0.expand(n, -1, -1, -1), small1.expand(n, -1, -1, -1))
-        return torch.cat((*parts, t.expand(n, 1, *small0.shape[-2:])), 1)
+        return _assemble((*parts, t.expand(n, 1, *small0.shape[-2:])))
 
-    def _later_input(self, frame0, frame1, t, flow, mask, feat, factor, grid) -> Tensor:
+    def _later_input(self, frame0, frame1, t, state: _Estimate, factor: float, grid: WarpGrid) -> Tensor:
         """Block input: warped frames and features, timestep, mask, [passed features], resized flow.
 
         The official code builds this at full resolution and then resizes it. A bilinear downscale by an even
         integer factor >= 4 reads just 2x2 pixels per cell, so there only those pixels are warped and averaged:
-        the same numbers (up to float rounding) for a fraction of the work."""
+        the same numbers (up to float rounding) for a fraction of the work. Mask and features come from the
+        previous block's resolution in one resize (:func:`_carry_at`)."""
         n = t.shape[0]
+        flow = state.flow
         height, width = flow.shape[-2:]
-        pieces = [mask, feat] if self.spec.feat_channels else [mask]
-        sparse = factor >= 4 and factor == int(factor) and int(factor) % 2 == 0
-        if sparse and height % factor == 0 and width % factor == 0:
+        carry = _carry_at(state.carry, state.carry_factor, factor)
+        if _sparse_resize(factor, height, width):
             rows, cols = _cell_samples(height, factor, flow.device), _cell_samples(width, factor, flow.device)
             flow = flow.index_select(2, rows).index_select(3, cols)
             sub_grid = grid.subset(rows, cols)
             warped0, warped1 = warp(frame0.stack, flow[:, :2], sub_grid), warp(frame1.stack, flow[:, 2:4], sub_grid)
-            pieces = [p.index_select(2, rows).index_select(3, cols) for p in pieces]
-            small = F.avg_pool2d(torch.cat((warped0, warped1, *pieces, flow), 1), 2)
-            warped0, warped1 = small[:, : warped0.shape[1]], small[:, warped0.shape[1] : 2 * warped0.shape[1]]
-            rest, small_flow = small[:, 2 * warped0.shape[1] : -4], small[:, -4:]
-            pieces = [rest]
+            warped0, warped1, small_flow = (F.avg_pool2d(x, 2) for x in (warped0, warped1, flow))
         else:
             warped0 = _resize(warp(frame0.stack, flow[:, :2], grid), 1.0 / factor)
             warped1 = _resize(warp(frame1.stack, flow[:, 2:4], grid), 1.0 / factor)
-            pieces = [_resize(p, 1.0 / factor) for p in pieces]
             small_flow = _resize(flow, 1.0 / factor)
+        if factor != 1.0:
+            small_flow = small_flow * (1.0 / factor)
         t_plane = t.expand(n, 1, *warped0.shape[-2:])
-        return torch.cat((*_interleave(warped0, warped1), t_plane, *pieces, small_flow * (1.0 / factor)), 1)
+        return _assemble((*_interleave(warped0, warped1), t_plane, carry, small_flow))
 
     def forward(self, img0: Tensor, img1: Tensor, timestep: Tensor, scale: float = 1.0) -> Tensor:
         """Interpolated frames [N,C,H,W] (not clamped) between padded ``img0`` and ``img1`` at ``timestep`` [N]."""
@@ -303,12 +317,66 @@ class IFNet(nn.Module):
         return blend(frame0.image, frame1.image, flow, mask)
 
 
+@dataclass
+class _Estimate:
+    """What one block hands the next: the summed flow [N,4,H,W] (full-resolution pixels) and the mask logit
+    (and passed features) [N,1+F,h,w] at downscale ``carry_factor``, where the block produced them."""
+
+    flow: Tensor
+    carry: Tensor
+    carry_factor: float
+
+
+def _carry_at(carry: Tensor, carry_factor: float, factor: float) -> Tensor:
+    """``carry`` (at downscale ``carry_factor``) as the official code feeds it to a block at downscale
+    ``factor``: upsampled to full resolution, then resized by 1/factor.
+
+    When ``carry_factor / factor`` is a power of two >= 2 and ``factor`` an even integer, that equals a single
+    bilinear upsampling by ``carry_factor / factor`` (the downscale averages two upsampled pixels on the same
+    linear piece, at the mean of their positions), which skips the full-resolution detour."""
+    if factor == 1.0:
+        return _resize(carry, carry_factor)
+    ratio = carry_factor / factor
+    if ratio >= 2 and _power_of_two(ratio) and _even_integer(factor):
+        return _resize(carry, ratio)
+    return _resize(_resize(carry, carry_factor), 1.0 / factor)
+
+
+def _power_of_two(x: float) -> bool:
+    return x == int(x) and int(x) > 0 and int(x) & (int(x) - 1) == 0
+
+
+def _even_integer(x: float) -> bool:
+    return x == int(x) and int(x) % 2 == 0
+
+
+def _assemble(parts: tuple[Tensor, ...]) -> Tensor:
+    """Concatenate block-input pieces along channels; on CPU into a channels-last tensor, which the first
+    (strided) conv of a block runs about 3x faster (oneDNN) and which costs no more to fill than a plain cat."""
+    first = parts[0]
+    if first.device.type != "cpu":
+        return torch.cat(parts, 1)
+    channels = sum(p.shape[1] for p in parts)
+    shape = (first.shape[0], channels, *first.shape[2:])
+    out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last)
+    start = 0
+    for part in parts:
+        out[:, start : start + part.shape[1]].copy_(part)
+        start += part.shape[1]
+    return out
+
+
 def _interleave(stack0: Tensor, stack1: Tensor) -> list[Tensor]:
     """Channel order of the official block input: rgb0, rgb1, [features0, features1]."""
     parts = [stack0[:, :3], stack1[:, :3]]
     if stack0.shape[1] > 3:
         parts += [stack0[:, 3:], stack1[:, 3:]]
     return parts
+
+
+def _sparse_resize(factor: float, height: int, width: int) -> bool:
+    """Whether a bilinear downscale by ``factor`` reads just 2x2 pixels of each ``factor``-wide cell."""
+    return factor >= 4 and _even_integer(factor) and height % factor == 0 and width % factor == 0
 
 
 def _cell_samples(size: int, factor: float, device: torch.device) -> Tensor:
