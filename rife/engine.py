@@ -10,9 +10,11 @@ never sits in memory. ``progress(done, total)`` runs after every output frame an
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TypeAlias
 
 import torch
 from torch import Tensor
@@ -193,74 +195,123 @@ class _Executor:
     def run(self) -> Iterator[Tensor]:
         workers = self._cpu_workers()
         with torch.inference_mode():
-            if workers > 1:
-                yield from self._run_parallel(workers)
-            else:
-                yield from self._run_serial()
-
-    def _run_serial(self) -> Iterator[Tensor]:
-        done = 0
-        for index, segment in enumerate(self.plan.segments):
-            for frame in self._segment(segment):
-                yield frame
-                done += 1
-                self._report(done)
-            self._evict(index)
+            yield from self._schedule(workers)
 
     def _cpu_workers(self) -> int:
-        """Segments computed at once: on CPU, several single-threaded workers beat one multi-threaded run
+        """In-betweens computed at once: on CPU, several single-threaded workers beat one multi-threaded run
         (warps, resizes and copies are memory-bound and scale poorly across threads; bench/bench_engine.py)."""
-        if self.device.type != "cpu" or len(self.plan.segments) < 2:
+        in_betweens = sum(isinstance(op, Interp) for segment in self.plan.segments for op in segment.ops)
+        if self.device.type != "cpu" or in_betweens < 2:
             return 1
         return min(torch.get_num_threads(), MAX_CPU_WORKERS)
 
-    def _run_parallel(self, workers: int) -> Iterator[Tensor]:
-        """Segments run concurrently on ``workers`` threads; this thread reads and encodes the source frames,
-        hands the results out in order and stops the workers when the consumer cancels or stops early."""
+    def _schedule(self, workers: int) -> Iterator[Tensor]:
+        """Hand out the plan's frames in order while computing in-betweens ahead of them.
+
+        Work is split into chunks (the ready in-betweens of one segment that share their anchors, up to a
+        timestep batch), dispatched earliest segment first. With several workers, chunks run on single-threaded
+        threads, up to two per worker queued so that none waits while this thread reads and encodes the next
+        source frames (workers never touch the frame sequence) or while the consumer handles a frame; with one,
+        each chunk runs here when the next frame needs it. Cancelling (the consumer stops or ``progress`` raises)
+        stops the workers before their next chunk."""
         threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, threads // workers))
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="rife")
-        in_flight: deque[tuple[int, Future[list[Tensor]]]] = deque()
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="rife") if workers > 1 else None
+        capacity, lookahead = (2 * workers, workers + 1) if pool else (1, 1)  # chunks in flight, segments open
+        if pool:
+            torch.set_num_threads(max(1, threads // workers))
         segments = iter(enumerate(self.plan.segments))
-
-        def submit_next() -> None:
-            item = next(segments, None)
-            if item is not None:
-                index, segment = item
-                self._prepare_sources(segment)
-                in_flight.append((index, pool.submit(self._segment_in_worker, segment)))
-
+        runs: deque[_SegmentRun] = deque()  # started, not yet fully handed out, in output order
+        in_flight: dict[Future[_Result], _Chunk] = {}
+        done = 0
         try:
-            for _ in range(workers):
-                submit_next()
-            done = 0
-            while in_flight:
-                index, future = in_flight.popleft()
-                frames = future.result()
-                submit_next()
-                for frame in frames:
+            while True:
+                while len(runs) < lookahead and (item := next(segments, None)) is not None:
+                    runs.append(_SegmentRun(*item))
+                if not runs:
+                    return
+                head = runs[0]
+                while (frame := self._next_frame(head)) is not None:
                     yield frame
                     done += 1
                     self._report(done)
-                self._evict(index)
+                if head.complete:
+                    runs.popleft()
+                    self._evict(head.index)
+                    continue
+                for chunk in self._ready_chunks(runs, capacity - len(in_flight)):
+                    in_flight[self._start(chunk, pool)] = chunk
+                if not in_flight:
+                    raise InvalidInputError("The plan has a cycle or a reference to a missing op.")
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    self._finish(in_flight.pop(future), future)
         finally:
             self.stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            torch.set_num_threads(threads)
+            if pool:
+                pool.shutdown(wait=True, cancel_futures=True)
+                torch.set_num_threads(threads)
 
-    def _segment_in_worker(self, segment: Segment) -> list[Tensor]:
-        with torch.inference_mode():  # thread-local: each worker enters it itself
-            return list(self._segment(segment))
-
-    def _prepare_sources(self, segment: Segment) -> None:
-        """Read and encode what ``segment`` needs, here, so that workers never touch the frame sequence."""
-        for op in segment.ops:
-            if isinstance(op, Copy):
-                self._read(op.source)
-            else:
-                for ref in (op.a, op.b):
+    def _ready_chunks(self, runs: deque[_SegmentRun], room: int) -> list[_Chunk]:
+        """Up to ``room`` chunks whose anchors exist, earliest segment first; their source frames are read and
+        encoded here, now."""
+        chunks: list[_Chunk] = []
+        for run in runs:
+            while len(chunks) < room and (chunk := run.take_ready(self.batch_size)) is not None:
+                for ref in (chunk.a, chunk.b):
                     if isinstance(ref, int):
                         self._source_anchor(ref)
+                chunks.append(chunk)
+        return chunks
+
+    def _start(self, chunk: _Chunk, pool: ThreadPoolExecutor | None) -> Future[_Result]:
+        if pool is not None:
+            return pool.submit(self._compute_in_worker, chunk)
+        future: Future[_Result] = Future()
+        try:
+            future.set_result(self._compute(chunk))
+        except torch.OutOfMemoryError as exc:
+            future.set_exception(exc)
+        return future
+
+    def _compute_in_worker(self, chunk: _Chunk) -> _Result:
+        with torch.inference_mode():  # thread-local: each worker enters it itself
+            return self._compute(chunk)
+
+    def _compute(self, chunk: _Chunk) -> _Result:
+        """The chunk's frames, and each one prepared as an anchor where later ops of its segment read it."""
+        if self.stop.is_set():
+            raise _Stopped
+        run, ops = chunk.run, chunk.run.ops
+        anchor_a, anchor_b = self._resolve(run, chunk.a), self._resolve(run, chunk.b)
+        t = torch.tensor([ops[i].t for i in chunk.ops], dtype=torch.float32, device=self.device)
+        frames = self._infer(anchor_a, anchor_b, t)
+        anchors = {i: self._anchor(frame) for i, frame in zip(chunk.ops, frames, strict=True) if run.readers[i]}
+        return dict(zip(chunk.ops, frames, strict=True)), anchors
+
+    def _finish(self, chunk: _Chunk, future: Future[_Result]) -> None:
+        """Store a chunk's result; after an out-of-memory error halve the batch and queue its ops again."""
+        try:
+            frames, anchors = future.result()
+        except torch.OutOfMemoryError:
+            self._shrink_batch(len(chunk.ops))
+            chunk.run.retry(chunk)
+            return
+        chunk.run.store(chunk, frames, anchors)
+
+    def _next_frame(self, run: _SegmentRun) -> Tensor | None:
+        """The segment's next output frame if it is available (copies always are), else None."""
+        if run.complete:
+            return None
+        op = run.ops[run.emitted]
+        if isinstance(op, Copy):
+            frame = self._read(op.source)
+            frame = frame.clone() if self.private_copies else frame  # the engine still reads the cached one
+        elif run.emitted in run.generated:
+            frame = run.generated.pop(run.emitted)
+        else:
+            return None
+        run.emitted += 1
+        return frame
 
     def _report(self, done: int) -> None:
         if self.progress is not None:
@@ -307,53 +358,6 @@ class _Executor:
             self.anchors[index] = self._anchor(self._read(index))
         return self.anchors[index]
 
-    def _segment(self, segment: Segment) -> Iterator[Tensor]:
-        """Yield the segment's frames in order, computing in-betweens in waves as their anchors appear."""
-        ops = segment.ops
-        generated: dict[int, Tensor] = {}  # op index -> output frame [H,W,C] float32
-        gen_anchors: dict[int, PreparedFrame] = {}  # op index -> that frame prepared as an anchor
-        pending = [i for i, op in enumerate(ops) if isinstance(op, Interp)]
-        for index, op in enumerate(ops):
-            if isinstance(op, Copy):
-                frame = self._read(op.source)
-                yield frame.clone() if self.private_copies else frame  # the engine still reads the cached one
-                continue
-            while index not in generated:
-                self._compute_wave(ops, pending, generated, gen_anchors)
-            yield generated.pop(index)
-
-    def _compute_wave(self, ops, pending: list[int], generated, gen_anchors) -> None:
-        """Compute every pending op whose anchors exist, grouped by anchor pair, in timestep batches."""
-        wave = [i for i in pending if self._ready(ops[i].a, gen_anchors) and self._ready(ops[i].b, gen_anchors)]
-        if not wave:
-            raise InvalidInputError("The plan has a cycle or a reference to a missing op.")
-        used_later = {r.op for i in pending if i not in wave for r in (ops[i].a, ops[i].b) if isinstance(r, Gen)}
-        groups: dict[tuple[Ref, Ref], list[int]] = {}
-        for i in wave:
-            groups.setdefault((ops[i].a, ops[i].b), []).append(i)
-        for (a, b), members in groups.items():
-            anchor_a, anchor_b = self._resolve(a, gen_anchors), self._resolve(b, gen_anchors)
-            start = 0
-            while start < len(members):
-                if self.stop.is_set():
-                    raise _Stopped
-                chunk = members[start : start + self.batch_size]
-                t = torch.tensor([ops[i].t for i in chunk], dtype=torch.float32, device=self.device)
-                try:
-                    outs = self._infer(anchor_a, anchor_b, t)
-                except torch.OutOfMemoryError:
-                    self._shrink_batch(len(chunk))
-                    continue
-                for i, out in zip(chunk, outs, strict=True):
-                    generated[i] = out
-                    if i in used_later:
-                        gen_anchors[i] = self._anchor(out)
-                start += len(chunk)
-        for i in wave:
-            pending.remove(i)
-        for i in [i for i in gen_anchors if i not in used_later]:
-            del gen_anchors[i]
-
     def _shrink_batch(self, failed: int) -> None:
         """After an out-of-memory error: free cached memory and halve the timestep batch, or give up at 1."""
         if self.device.type == "cuda":
@@ -369,12 +373,8 @@ class _Executor:
             "Use a smaller scale (0.5 for 4K), fp16, or a smaller resolution."
         )
 
-    @staticmethod
-    def _ready(ref: Ref, gen_anchors: dict[int, PreparedFrame]) -> bool:
-        return isinstance(ref, int) or ref.op in gen_anchors
-
-    def _resolve(self, ref: Ref, gen_anchors: dict[int, PreparedFrame]) -> PreparedFrame:
-        return self._source_anchor(ref) if isinstance(ref, int) else gen_anchors[ref.op]
+    def _resolve(self, run: _SegmentRun, ref: Ref) -> PreparedFrame:
+        return self.anchors[ref] if isinstance(ref, int) else run.anchors[ref.op]
 
     def _infer(self, a: PreparedFrame, b: PreparedFrame, t: Tensor) -> list[Tensor]:
         """Frames [H,W,C] at timesteps ``t`` between two anchors, clamped to 0..1, on the output device."""
@@ -399,3 +399,59 @@ def _last_use(plan: Plan) -> dict[int, int]:
         for source in segment.sources():
             last[source] = index
     return last
+
+
+@dataclass(frozen=True, eq=False)
+class _Chunk:
+    """In-betweens of one segment computed in one network call: ops ``ops`` between anchors ``a`` and ``b``."""
+
+    run: _SegmentRun
+    a: Ref
+    b: Ref
+    ops: tuple[int, ...]
+
+
+_Result: TypeAlias = "tuple[dict[int, Tensor], dict[int, PreparedFrame]]"  # op -> frame, op -> anchor
+
+
+class _SegmentRun:
+    """One segment in progress: which in-betweens wait, which are computed, and how many frames were handed
+    out. Only the scheduling thread touches it; workers read ``anchors`` of ops whose chunks finished."""
+
+    def __init__(self, index: int, segment: Segment) -> None:
+        self.index, self.ops = index, segment.ops
+        self.waiting = [i for i, op in enumerate(self.ops) if isinstance(op, Interp)]  # not started
+        self.generated: dict[int, Tensor] = {}  # op -> frame, until handed out
+        self.anchors: dict[int, PreparedFrame] = {}  # op -> its frame prepared as an anchor, while read
+        self.readers = Counter(r.op for i in self.waiting for r in (self.ops[i].a, self.ops[i].b) if isinstance(r, Gen))
+        self.emitted = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.emitted == len(self.ops)
+
+    def take_ready(self, batch_size: int) -> _Chunk | None:
+        """Remove and return the first waiting ops whose anchors exist and that share them (up to a batch)."""
+        for i in self.waiting:
+            op = self.ops[i]
+            if self._ready(op.a) and self._ready(op.b):
+                members = [j for j in self.waiting if (self.ops[j].a, self.ops[j].b) == (op.a, op.b)][:batch_size]
+                self.waiting = [j for j in self.waiting if j not in members]
+                return _Chunk(self, op.a, op.b, tuple(members))
+        return None
+
+    def _ready(self, ref: Ref) -> bool:
+        return isinstance(ref, int) or ref.op in self.anchors
+
+    def store(self, chunk: _Chunk, frames: dict[int, Tensor], anchors: dict[int, PreparedFrame]) -> None:
+        self.generated.update(frames)
+        self.anchors.update(anchors)
+        for i in chunk.ops:  # drop generated anchors once every op that reads them is done
+            for ref in (self.ops[i].a, self.ops[i].b):
+                if isinstance(ref, Gen):
+                    self.readers[ref.op] -= 1
+                    if not self.readers[ref.op]:
+                        del self.anchors[ref.op]
+
+    def retry(self, chunk: _Chunk) -> None:
+        self.waiting = sorted(self.waiting + list(chunk.ops))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -243,15 +244,32 @@ def test_parallel_cpu_workers_give_the_serial_result(real_model, two_threads) ->
 
 def test_parallel_cancellation_stops_the_workers(real_model, two_threads, flow_calls) -> None:
 
-    def cancel_at_first(done: int, total: int) -> None:
-        raise Cancelled
+    def cancel_at_third(done: int, total: int) -> None:
+        if done == 3:
+            raise Cancelled
 
     with pytest.raises(Cancelled):
-        interpolate(real_model, clip(4, 32, 40), 16, progress=cancel_at_first)
-    # 3 pairs of 15 in-betweens: pair 0 is done when the first frame is reported, pair 1 ran beside it and pair 2
-    # was just submitted. Without the stop signal all 45 would run; with it pair 2 gives up before its 2nd step.
-    assert flow_calls["flow"] <= 15 + 15 + 1
+        interpolate(real_model, clip(4, 32, 40), 16, progress=cancel_at_third)
+    # 3 pairs of 15 in-betweens: the 3rd frame needs 2 of them; besides those at most the in-betweens in flight
+    # (two per worker) run, not the other 43
+    assert flow_calls["flow"] <= 2 + 4
     assert torch.get_num_threads() == 2
+
+
+def test_parallel_workers_share_the_in_betweens_of_one_pair(real_model, two_threads, monkeypatch) -> None:
+    """Work is split per in-between, not per pair: a single pair keeps both workers busy."""
+    threads: set[str] = set()
+    original = real_model.net.flow
+
+    def recording_flow(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(real_model.net, "flow", recording_flow)
+    out = interpolate(real_model, clip(2), 4)
+    assert out.shape[0] == 5
+    assert len(threads) == 2
+    assert threading.main_thread().name not in threads
 
 
 def test_closing_a_stream_early_stops_the_workers(real_model, two_threads) -> None:
