@@ -12,6 +12,7 @@ Two measurements with the real 4.25 weights (../shared):
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ import torch
 from PIL import Image
 
 import rife.ifnet as rife_ifnet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
 from rife import load_model
 
 
