@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .errors import InvalidInputError, OutOfMemory, RIFEError
-from .ifnet import PreparedFrame, blend, pad_to_multiple
+from .ifnet import PreparedFrame, WarpGrid, blend, pad_to_multiple
 from .model import RIFEModel, check_scale
 from .schedule import Copy, Gen, Interp, Mode, Plan, Ref, Segment, clip_plan
 
@@ -190,6 +190,7 @@ class _Executor:
         self.anchors: dict[int, PreparedFrame] = {}  # source index -> what the model reads
         self.last_use = _last_use(plan)
         self.private_copies = private_copies  # stream_plan hands out copies of originals; run_plan copies anyway
+        self.grid: WarpGrid | None = None  # warp grid of the padded frame size, built by the first in-between
         self.stop = threading.Event()  # set when the consumer cancels: workers give up before their next step
 
     def run(self) -> Iterator[Tensor]:
@@ -378,8 +379,10 @@ class _Executor:
 
     def _infer(self, a: PreparedFrame, b: PreparedFrame, t: Tensor) -> list[Tensor]:
         """Frames [H,W,C] at timesteps ``t`` between two anchors, clamped to 0..1, on the output device."""
-        flow, mask = self.model.net.flow(a, b, t, scale=self.scale)
-        out = blend(a.image, b.image, flow, mask)
+        if self.grid is None:
+            self.grid = WarpGrid.for_size(*a.image.shape[-2:], self.device)
+        flow, mask = self.model.net.flow(a, b, t, scale=self.scale, grid=self.grid)
+        out = blend(a.image, b.image, flow, mask, self.grid)
         assert self.size is not None
         height, width, channels = self.size
         out = out[:, :channels, :height, :width].float()

@@ -154,7 +154,8 @@ def base_grid(height: int, width: int, device: torch.device) -> Tensor:
 
 @dataclass(frozen=True)
 class WarpGrid:
-    """Sampling grid and flow normalisation for one padded frame size, built once per network call."""
+    """Sampling grid and flow normalisation for one padded frame size: build it once per size and pass it to
+    :meth:`IFNet.flow` and :func:`blend` (the engine keeps one per run)."""
 
     base: Tensor  # [1,H,W,2]
     norm: Tensor  # [2]: (W-1)/2, (H-1)/2
@@ -163,6 +164,9 @@ class WarpGrid:
     def for_size(cls, height: int, width: int, device: torch.device) -> WarpGrid:
         norm = torch.tensor([(width - 1.0) / 2.0, (height - 1.0) / 2.0], device=device, dtype=torch.float32)
         return cls(base_grid(height, width, device), norm)
+
+    def fits(self, height: int, width: int) -> bool:
+        return tuple(self.base.shape[1:3]) == (height, width)
 
     def subset(self, rows: Tensor, cols: Tensor) -> WarpGrid:
         """The grid at a subset of pixels (same normalisation: the flow still refers to the full frame)."""
@@ -227,16 +231,24 @@ class IFNet(nn.Module):
         return PreparedFrame(image, stack)
 
     def flow(
-        self, frame0: PreparedFrame, frame1: PreparedFrame, timestep: Tensor, *, scale: float = 1.0
+        self,
+        frame0: PreparedFrame,
+        frame1: PreparedFrame,
+        timestep: Tensor,
+        *,
+        scale: float = 1.0,
+        grid: WarpGrid | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Final flow [N,4,H,W] (pixels; 0:2 warps frame0, 2:4 frame1) and mask logit [N,1,H,W] for the
-        timesteps [N] (frames of batch 1 are shared by every timestep)."""
+        timesteps [N] (frames of batch 1 are shared by every timestep). ``grid`` is the frames' warp grid
+        (built here when missing or for another size)."""
         n = timestep.shape[0]
         if self.spec.retry_rule and n > 1:  # the 4.0 rule fires per sample: keep the samples independent
             parts = [self.flow(frame0.select(i), frame1.select(i), timestep[i : i + 1], scale=scale) for i in range(n)]
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         height, width = frame0.image.shape[-2:]
-        grid = WarpGrid.for_size(height, width, frame0.image.device)
+        if grid is None or not grid.fits(height, width):
+            grid = WarpGrid.for_size(height, width, frame0.image.device)
         t = timestep.to(frame0.image.dtype).view(n, 1, 1, 1)
         scales = [s / scale for s in self.spec.scale_list]
         retried = False
@@ -387,10 +399,11 @@ def _cell_samples(size: int, factor: float, device: torch.device) -> Tensor:
     return torch.stack((first, first + 1), 1).flatten()
 
 
-def blend(img0: Tensor, img1: Tensor, flow: Tensor, mask_logit: Tensor) -> Tensor:
+def blend(img0: Tensor, img1: Tensor, flow: Tensor, mask_logit: Tensor, grid: WarpGrid | None = None) -> Tensor:
     """``warp(img0) * m + warp(img1) * (1 - m)`` with ``m = sigmoid(mask_logit)``: the network's output.
     Every channel is warped, so an alpha channel moves with the colour."""
-    grid = WarpGrid.for_size(*flow.shape[-2:], flow.device)
+    if grid is None or not grid.fits(*flow.shape[-2:]):
+        grid = WarpGrid.for_size(*flow.shape[-2:], flow.device)
     warped0, warped1 = warp(img0, flow[:, :2], grid), warp(img1, flow[:, 2:4], grid)
     return torch.lerp(warped1, warped0, torch.sigmoid(mask_logit))  # one pass instead of four
 

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from rife import InvalidInputError, clip_plan, interpolate, output_count, stream_interpolate
+from rife.ifnet import WarpGrid
 from rife.schedule import Copy, Gen, Interp
 
 SCHEDULE_ATOL = 1e-4
@@ -150,6 +151,20 @@ def test_encoder_runs_once_per_input_frame(real_model) -> None:
         handle.remove()
     assert out.shape[0] == 17
     assert sum(calls) == 5
+
+
+def test_warp_grid_is_built_once_per_run(real_model, monkeypatch) -> None:
+    sizes: list[tuple[int, int]] = []
+    original = WarpGrid.for_size.__func__
+
+    def counting(cls, height: int, width: int, device: torch.device) -> WarpGrid:
+        sizes.append((height, width))
+        return original(cls, height, width, device)
+
+    monkeypatch.setattr(WarpGrid, "for_size", classmethod(counting))
+    out = interpolate(real_model, clip(5), 4, mode="recursive")
+    assert out.shape[0] == 17
+    assert sizes == [(64, 64)]
 
 
 def test_timestep_batches_do_not_change_results(real_model, schedule_gold) -> None:

@@ -73,11 +73,11 @@ def spy_flow(
     calls: list[int] = []
     original = model.net.flow
 
-    def flow(frame0, frame1, timestep: Tensor, *, scale: float = 1.0):
+    def flow(frame0, frame1, timestep: Tensor, **options):
         calls.append(int(timestep.shape[0]))
         if oom_when is not None and oom_when(int(timestep.shape[0])):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (simulated)")
-        return original(frame0, frame1, timestep, scale=scale)
+        return original(frame0, frame1, timestep, **options)
 
     monkeypatch.setattr(model.net, "flow", flow)
     return calls
@@ -562,8 +562,8 @@ def test_nan_produced_by_the_network_is_not_returned(real_model, monkeypatch: py
     """E.g. fp16 overflow on some GPUs: the engine must raise instead of returning NaN frames."""
     original = real_model.net.flow
 
-    def nan_mask(frame0, frame1, timestep, *, scale=1.0):
-        flow, mask = original(frame0, frame1, timestep, scale=scale)
+    def nan_mask(frame0, frame1, timestep, **options):
+        flow, mask = original(frame0, frame1, timestep, **options)
         return flow, torch.full_like(mask, float("nan"))
 
     monkeypatch.setattr(real_model.net, "flow", nan_mask)
