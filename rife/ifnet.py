@@ -244,7 +244,8 @@ class IFNet(nn.Module):
         (built here when missing or for another size)."""
         n = timestep.shape[0]
         if self.spec.retry_rule and n > 1:  # the 4.0 rule fires per sample: keep the samples independent
-            parts = [self.flow(frame0.select(i), frame1.select(i), timestep[i : i + 1], scale=scale) for i in range(n)]
+            samples = [(frame0.select(i), frame1.select(i), timestep[i : i + 1]) for i in range(n)]
+            parts = [self.flow(*sample, scale=scale, grid=grid) for sample in samples]
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         height, width = frame0.image.shape[-2:]
         if grid is None or not grid.fits(height, width):
