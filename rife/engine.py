@@ -201,7 +201,7 @@ class _Executor:
     def _cpu_workers(self) -> int:
         """In-betweens computed at once: on CPU, several single-threaded workers beat one multi-threaded run
         (warps, resizes and copies are memory-bound and scale poorly across threads; bench/bench_engine.py)."""
-        in_betweens = sum(isinstance(op, Interp) for segment in self.plan.segments for op in segment.ops)
+        in_betweens = sum(isinstance(op, Interp) for op in self.plan.ops())
         if self.device.type != "cpu" or in_betweens < 2:
             return 1
         return min(torch.get_num_threads(), MAX_CPU_WORKERS)

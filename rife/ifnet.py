@@ -278,7 +278,7 @@ class IFNet(nn.Module):
                 continue
             state = self._update(state, d_flow, out[:, 4:keep], upscale)
             i += 1
-        return state.flow, _carry_at(state.carry, state.carry_factor, 1.0)[:, :1]
+        return state.flow, _carry_at(state.carry, state.carry_factor, 1.0)  # the last block's carry: the mask
 
     def _update(self, state: _Estimate | None, d_flow: Tensor, carry: Tensor, factor: float) -> _Estimate:
         """The running estimate after a block: flow summed at full resolution; the mask (and features)
