@@ -90,8 +90,9 @@ def _subpixel_conv(
     weight: Tensor, bias: Tensor, *, merge_shuffle: bool, keep: int | None = None
 ) -> tuple[Tensor, Tensor, int]:
     """A ConvTranspose2d(kernel 4, stride 2, padding 1) as a 3x3 conv + pixel shuffle (the same sums, ordered
-    differently), which CPUs run much faster. With ``merge_shuffle`` the head's own PixelShuffle(2) is folded in
-    (one pixel_shuffle(4)). ``keep`` limits the result to the first ``keep`` channels after the shuffle(s).
+    differently): on CPU about a third faster than the NCHW transposed conv, about even with a channels-last one.
+    With ``merge_shuffle`` the head's own PixelShuffle(2) is folded in (one pixel_shuffle(4)). ``keep`` limits
+    the result to the first ``keep`` channels after the shuffle(s).
     Derived from the loaded weights on every call: microseconds, and no state to go stale.
 
     Output row 2y+a of the transposed conv reads input rows y-1 (tap 3) and y (tap 1) for a=0, y (tap 2) and
