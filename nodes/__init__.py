@@ -7,6 +7,7 @@ Imported only when ComfyUI is present (see the pack's root ``__init__.py``); imp
 from .checkpoints import register_model_folder
 from .interpolate import RIFEFrameRate, RIFEInterpolate, RIFERecursiveInterpolate
 from .loader import LoadRIFEModel
+from .video import RIFEInterpolateVideo
 
 register_model_folder()
 
@@ -15,6 +16,7 @@ NODE_CLASS_MAPPINGS = {
     "RIFEInterpolate": RIFEInterpolate,
     "RIFERecursiveInterpolate": RIFERecursiveInterpolate,
     "RIFEFrameRate": RIFEFrameRate,
+    "RIFEInterpolateVideo": RIFEInterpolateVideo,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {

@@ -1,0 +1,245 @@
+"""``RIFEInterpolateVideo``: a ``VIDEO`` in, a ``VIDEO`` out, with memory that does not grow with the clip.
+
+An ``IMAGE`` batch holds the whole clip as float32 (24.9 MB per 1080p frame), so the interpolation nodes need
+the clip's input and output in RAM at once. This node instead streams the video file through
+:func:`rife.video.interpolate_video` (decode, interpolate and encode a few frames at a time, audio carried over,
+exact frame rate) into a file in ComfyUI's temp folder, and returns ComfyUI's own file-backed ``VideoFromFile``,
+so ``SaveVideo`` (which remuxes it without re-encoding), previews and ``GetVideoComponents`` work unchanged.
+ComfyUI empties its temp folder when it starts and when it exits.
+
+The video module writes under a hidden temporary name and renames the file when it is complete; a failed or
+cancelled run deletes it, so no later node can pick up a half-written video.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import folder_paths
+from comfy_api.input import VideoInput
+from comfy_api.input_impl import VideoFromFile
+from comfy_api.latest import io as cio
+
+from ..rife.schedule import MAX_MULTIPLIER
+from ..rife.timing import DEFAULT_SCENE_THRESHOLD
+from ..rife.video import VideoResult, interpolate_video
+from .runtime import RIFEModelHandle, run_on_device
+
+CATEGORY = "video/frame interpolation"
+TEMP_SUBFOLDER = "rife_video"
+# Encoders the output MP4 can hold; SaveVideo's "auto" format/codec remuxes the file without re-encoding it.
+CODECS = ("libx264", "libx265", "libsvtav1")
+DEFAULT_CRF = 18
+
+RIFEModelType = cio.Custom("RIFE_MODEL")
+
+log = logging.getLogger(__name__)
+
+
+class RIFEInterpolateVideo(cio.ComfyNode):
+    """Interpolates a ``VIDEO`` file to file: memory stays flat whatever the clip's length."""
+
+    @classmethod
+    def define_schema(cls) -> cio.Schema:
+        return cio.Schema(
+            node_id="RIFEInterpolateVideo",
+            display_name="RIFE Interpolate Video",
+            category=CATEGORY,
+            description=(
+                "Frame interpolation with RIFE from a VIDEO to a VIDEO, streamed through a file: decoding, "
+                "interpolation and encoding hold only a few frames at a time, so memory stays flat however long "
+                "the clip (the IMAGE nodes hold the whole clip as float32). The audio is carried over in sync and "
+                "the frame rate is exact (30000/1001 x2 = 60000/1001). Connect the output to Save Video with "
+                "format and codec on auto: it then copies the file without re-encoding it."
+            ),
+            inputs=[
+                RIFEModelType.Input("rife_model", tooltip="The model from Load RIFE Model."),
+                cio.Video.Input("video", tooltip="The clip, e.g. from Load Video. Any file FFmpeg reads."),
+                cio.Int.Input(
+                    "multiplier",
+                    default=2,
+                    min=1,
+                    max=MAX_MULTIPLIER,
+                    tooltip="Output frames per source frame: B frames become B*multiplier at multiplier times the "
+                    "frame rate, so the output keeps the source's duration and its audio stays in sync (the last "
+                    "frame is held for its slot). Ignored when fps_out is set.",
+                ),
+                cio.Float.Input(
+                    "scale",
+                    default=1.0,
+                    min=0.25,
+                    max=4.0,
+                    step=0.25,
+                    tooltip="Resolution at which motion is estimated, one of 0.25, 0.5, 1.0, 2.0, 4.0: 1.0 up to "
+                    "about 2K, 0.5 for 4K, 0.25 above. The output size never changes.",
+                ),
+                cio.Float.Input(
+                    "fps_out",
+                    default=0.0,
+                    min=0.0,
+                    max=1000.0,
+                    step=0.001,
+                    optional=True,
+                    tooltip="Frame rate to produce instead of a multiplier (any ratio: 24 -> 60, 30 -> 24; "
+                    "29.97 is read as 30000/1001). 0 = use multiplier.",
+                ),
+                cio.Combo.Input(
+                    "mode",
+                    options=["direct", "recursive", "bisect"],
+                    default="direct",
+                    optional=True,
+                    tooltip="direct: every in-between from its source pair at its exact time (Practical-RIFE). "
+                    "recursive: outermost in-betweens first, each level anchored on the previous one. bisect: "
+                    "halve every interval (multiplier 2, 4, 8, ...). fps_out uses direct.",
+                ),
+                cio.Boolean.Input(
+                    "loop",
+                    default=False,
+                    optional=True,
+                    tooltip="Treat the clip as a loop: the last frame's slot is interpolated towards the first "
+                    "frame instead of holding the last frame.",
+                ),
+                cio.Float.Input(
+                    "scene_threshold",
+                    default=DEFAULT_SCENE_THRESHOLD,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    optional=True,
+                    tooltip="Scene-cut sensitivity: across a cut the in-betweens repeat the nearer frame instead "
+                    f"of morphing two shots together. Lower finds more cuts; 0 turns detection off. Default "
+                    f"{DEFAULT_SCENE_THRESHOLD}.",
+                ),
+                cio.Boolean.Input(
+                    "dedupe",
+                    default=False,
+                    optional=True,
+                    tooltip="Replace held (repeated) frames with in-betweens spanning the run, so motion the "
+                    "source froze for a few frames becomes even (the usual need for anime).",
+                ),
+                cio.Int.Input(
+                    "batch_size",
+                    default=0,
+                    min=0,
+                    max=64,
+                    optional=True,
+                    tooltip="In-betweens computed together per model call (speed vs. VRAM). 0 = automatic. The "
+                    "output does not depend on it.",
+                ),
+                cio.Boolean.Input(
+                    "ensemble",
+                    default=False,
+                    optional=True,
+                    tooltip="Also estimate the motion on the time-reversed pair and average (RIFE versions that "
+                    "have it): slightly better in-betweens, about twice the time.",
+                ),
+                cio.Combo.Input(
+                    "codec",
+                    options=list(CODECS),
+                    default=CODECS[0],
+                    optional=True,
+                    tooltip="Encoder of the output MP4: libx264 (H.264, plays everywhere), libx265 (H.265), "
+                    "libsvtav1 (AV1). 10-bit sources stay 10-bit where the encoder allows.",
+                ),
+                cio.Int.Input(
+                    "crf",
+                    default=DEFAULT_CRF,
+                    min=0,
+                    max=63,
+                    optional=True,
+                    tooltip="Quality: lower is better and larger. 18 is visually lossless for H.264.",
+                ),
+            ],
+            outputs=[
+                cio.Video.Output(display_name="video", tooltip="The interpolated video, with the source's audio."),
+                cio.String.Output(display_name="timing_info", tooltip="Frames, frame rate and what timing found."),
+            ],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        rife_model: RIFEModelHandle,
+        video: VideoInput,
+        multiplier: int,
+        scale: float,
+        fps_out: float = 0.0,
+        mode: str = "direct",
+        loop: bool = False,
+        scene_threshold: float = DEFAULT_SCENE_THRESHOLD,
+        dedupe: bool = False,
+        batch_size: int = 0,
+        ensemble: bool = False,
+        codec: str = CODECS[0],
+        crf: int = DEFAULT_CRF,
+    ) -> cio.NodeOutput:
+        output = _new_output_path()
+        with _local_source(video.get_stream_source(), output.parent) as source:
+
+            def work(progress) -> VideoResult:
+                return interpolate_video(
+                    rife_model.model,
+                    source,
+                    output,
+                    multiplier=None if fps_out else multiplier,
+                    fps_out=fps_out or None,
+                    mode=mode,
+                    scale=scale,
+                    loop=loop,
+                    scene_threshold=scene_threshold,
+                    dedupe=dedupe,
+                    ensemble=ensemble,
+                    codec=codec,
+                    crf=crf,
+                    progress=progress,
+                    batch_size=batch_size or None,
+                )
+
+            result = run_on_device(rife_model, work)
+        info = describe(result)
+        log.info("RIFE video (%s): %s", rife_model.description, info)
+        return cio.NodeOutput(VideoFromFile(str(result.output)), info)
+
+
+def describe(result: VideoResult) -> str:
+    """One line on the run, e.g. '300 -> 600 frames, 30000/1001 -> 60000/1001 fps, 10.010 s; no scene cuts'."""
+    parts = [
+        f"{result.frames_in} -> {result.frames_out} frames, {result.fps_in} -> {result.fps_out} fps, "
+        f"{float(result.duration):.3f} s, {result.pix_fmt}"
+    ]
+    parts.append(f"scene cuts after frames {', '.join(map(str, result.cuts))}" if result.cuts else "no scene cuts")
+    if result.held:
+        parts.append("held frames retimed: " + ", ".join(f"{a}-{b - 1}" for a, b in result.held))
+    return "; ".join(parts + result.notes)
+
+
+def _new_output_path() -> Path:
+    """A fresh file name in ComfyUI's temp folder (emptied by ComfyUI when it starts and exits).
+
+    :func:`interpolate_video` writes it under a hidden temporary name and renames it when complete, deleting
+    it on any failure or cancel, so this name never holds a half-written video."""
+    folder = Path(folder_paths.get_temp_directory()) / TEMP_SUBFOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"rife_{uuid.uuid4().hex}.mp4"
+
+
+@contextmanager
+def _local_source(source: str | io.BytesIO, folder: Path) -> Iterator[str]:
+    """The video as a path: a file source as is, an in-memory one spilled to a temp file deleted afterwards."""
+    if not isinstance(source, io.IOBase):
+        yield str(source)
+        return
+    with tempfile.NamedTemporaryFile(dir=folder, prefix="rife_source_", suffix=".bin", delete=False) as spill:
+        source.seek(0)
+        shutil.copyfileobj(source, spill)
+    try:
+        yield spill.name
+    finally:
+        Path(spill.name).unlink(missing_ok=True)
