@@ -1,151 +1,150 @@
-"""The real ComfyUI for tests: a headless server on 127.0.0.1 with this pack linked into ``custom_nodes``.
+"""A real headless ComfyUI for the tests: one server per test session, driven over its HTTP API.
 
-Built on the shared harness (``../shared/comfyui/harness.py``: its server control, HTTP client and prompt runner),
-with the ComfyUI that ``../shared/comfyui/install.sh`` put under ``$COMFY_ROOT`` (default ``/tmp/comfy``). Tests
-skip when that install is missing, but fail under CI (``CI=true``), where a missing ComfyUI must never pass.
+The install comes from ``../shared/comfyui/install.sh`` (``.ci/run`` runs it): ``$COMFY_ROOT/ComfyUI`` (the source)
+and ``$COMFY_ROOT/venv`` (its Python), ``COMFY_ROOT`` defaulting to ``/tmp/comfy``. The server runs on CPU, on a
+free 127.0.0.1 port, with its own base directory (custom_nodes, models, input, output) made by the test session.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
-import tempfile
+import socket
+import subprocess
 import time
-import types
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[1]
 COMFY_ROOT = Path(os.environ.get("COMFY_ROOT", "/tmp/comfy"))
+COMFY_DIR = COMFY_ROOT / "ComfyUI"
+COMFY_PYTHON = COMFY_ROOT / "venv" / "bin" / "python"
 
 
-def _missing(message: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
+class PromptTimeout(Exception):
+    """The prompt did not finish in time (the node hangs)."""
 
 
-def load_harness(shared_dir: Path) -> types.ModuleType:
-    """The shared harness script as a module (it only needs the standard library)."""
-    path = shared_dir / "comfyui" / "harness.py"
-    if not path.is_file():
-        _missing(f"ComfyUI harness missing: {path}")
-    spec = importlib.util.spec_from_file_location("comfyui_harness", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@dataclass
+class Result:
+    """What became of a queued prompt: ComfyUI's status, its execution error (if any) and its saved files."""
+
+    status: str
+    error: dict | None
+    files: dict[str, list[Path]] = field(default_factory=dict)
 
 
-class ComfyServer:
-    """A running ComfyUI: post prompts, read their results and the server's memory."""
+class ComfyUI:
+    """A ComfyUI server process started for the tests (``start``), its HTTP API, and ``stop``."""
 
-    def __init__(self, harness: types.ModuleType, server, run_dir: Path) -> None:
-        self.harness, self.server, self.run_dir = harness, server, Path(run_dir)
-        self.pid: int = server.proc.pid
-        code, self.object_info = server.http.get("/object_info", timeout=60)
-        assert code == 200, f"GET /object_info -> {code}"
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.port = _free_port()
+        self.log_path = base / "server.log"
+        self.process: subprocess.Popen | None = None
 
-    def post(self, prompt: Mapping) -> str:
-        """Queue ``prompt`` (API format); return its id. A validation error fails the test with its message."""
-        code, body = self.server.http.post("/prompt", {"prompt": prompt, "client_id": "pytest"})
-        assert code == 200, f"prompt refused (HTTP {code}): {json.dumps(body)[:2000]}"
-        return body["prompt_id"]
-
-    def wait(self, prompt_id: str, timeout: float = 300) -> dict:
-        """The history entry of a finished prompt."""
+    def start(self, timeout: float = 240) -> None:
+        command = [
+            str(COMFY_PYTHON), "main.py", "--cpu", "--disable-auto-launch", "--disable-api-nodes",
+            "--listen", "127.0.0.1", "--port", str(self.port), "--base-directory", str(self.base),
+            "--database-url", f"sqlite:///{self.base / 'user' / 'comfyui.db'}",
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=COMFY_DIR, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.server.alive(), "ComfyUI exited:\n" + self.server.log_text()[-4000:]
-            code, history = self.server.http.get(f"/history/{prompt_id}")
-            entry = history.get(prompt_id) if code == 200 else None
-            if entry and entry.get("status", {}).get("status_str") in ("success", "error"):
-                return entry
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited during start-up:\n{self.log()[-4000:]}")
+            try:
+                if self.get("/system_stats")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"ComfyUI did not start within {timeout} s:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        """Terminate the server this object started (its PID only)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def get(self, path: str) -> tuple[int, object]:
+        return self._request("GET", path)
+
+    def post(self, path: str, body: object) -> tuple[int, object]:
+        return self._request("POST", path, body)
+
+    def queue(self, prompt: dict) -> tuple[int, dict]:
+        """POST /prompt: (200, {"prompt_id": ...}) or (400, {"error": ..., "node_errors": ...})."""
+        return self.post("/prompt", {"prompt": prompt, "client_id": str(uuid.uuid4())})
+
+    def run(self, prompt: dict, timeout: float = 120) -> Result:
+        """Queue ``prompt`` and wait for it; on timeout interrupt it and raise :class:`PromptTimeout`."""
+        status, body = self.queue(prompt)
+        if status != 200:
+            raise AssertionError(f"prompt refused: {json.dumps(body)[:2000]}")
+        prompt_id = body["prompt_id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise AssertionError(f"ComfyUI died:\n{self.log()[-4000:]}")
+            _, history = self.get(f"/history/{prompt_id}")
+            entry = history.get(prompt_id) if isinstance(history, dict) else None
+            if entry and entry.get("status", {}).get("completed") is not None and entry["status"].get("status_str"):
+                return self._result(entry)
             time.sleep(0.1)
-        raise AssertionError(f"prompt {prompt_id} did not finish within {timeout} s")
+        self.post("/interrupt", {})
+        raise PromptTimeout(f"prompt {prompt_id} did not finish within {timeout} s")
 
-    def run(self, prompt: Mapping, timeout: float = 300) -> dict:
-        """Run ``prompt`` to the end; return its outputs (``{node id: ui output}``). An error fails the test with
-        the node's message and traceback."""
-        entry = self.wait(self.post(prompt), timeout)
-        for event, data in entry["status"].get("messages", []):
-            if event in ("execution_error", "execution_interrupted"):
-                trace = "".join(data.get("traceback", []))
-                raise AssertionError(
-                    f"{event} in node {data.get('node_type')}: {data.get('exception_message')}\n{trace}"
-                )
-        return entry.get("outputs", {})
+    def _result(self, entry: dict) -> Result:
+        error = next((data for event, data in entry["status"].get("messages", []) if event == "execution_error"), None)
+        files: dict[str, list[Path]] = {}
+        for node_id, outputs in (entry.get("outputs") or {}).items():
+            for values in outputs.values():
+                for value in values if isinstance(values, list) else []:
+                    if isinstance(value, dict) and "filename" in value:
+                        folder = self.base / value.get("type", "output") / value.get("subfolder", "")
+                        files.setdefault(node_id, []).append(folder / value["filename"])
+        return Result(entry["status"]["status_str"], error, files)
 
-    def saved_files(self, output: Mapping) -> list[Path]:
-        """Paths of the files a node's ui output names (images, videos, ...)."""
-        return [
-            self.run_dir / item.get("type", "output") / item.get("subfolder", "") / item["filename"]
-            for items in output.values()
-            if isinstance(items, list)
-            for item in items
-            if isinstance(item, dict) and "filename" in item
-        ]
-
-    def interrupt(self) -> None:
-        self.server.http.post("/interrupt", {})
-
-    def memory_kb(self) -> tuple[int, int]:
-        """The server's (current, peak) resident memory in kB (VmRSS, VmHWM)."""
-        rss, peak = self.harness.rss_kb(self.pid)
-        assert rss is not None and peak is not None, "no /proc memory figures for the server"
-        return rss, peak
-
-    def to_api(self, workflow: Mapping) -> dict:
-        """A UI-format workflow as the API prompt the frontend would queue (the harness's conversion)."""
-        return self.harness.ui_to_api(workflow, self.object_info)
+    def _request(self, method: str, path: str, body: object = None) -> tuple[int, object]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        try:
+            return status, json.loads(raw or b"null")
+        except ValueError:
+            return status, raw.decode(errors="replace")
 
 
-@contextmanager
-def comfyui(
-    shared_dir: Path,
-    *,
-    inputs: Iterable[Path] = (),
-    models: Mapping[str, Mapping[str, Path]] | None = None,
-    pack: Path = REPO,
-    startup_timeout: float = 240,
-) -> Iterator[ComfyServer]:
-    """Start ComfyUI on CPU in a fresh run folder with ``pack`` linked in, ``inputs`` in ``input/`` and
-    ``models`` (``{folder: {file name: path}}``) linked under ``models/``; stop it and delete the folder afterwards."""
-    comfy_dir, python = COMFY_ROOT / "ComfyUI", COMFY_ROOT / "venv" / "bin" / "python"
-    if not (comfy_dir / "main.py").is_file() or not python.is_file():
-        _missing(f"no ComfyUI install at {COMFY_ROOT} (run ../shared/comfyui/install.sh {COMFY_ROOT})")
-    harness = load_harness(shared_dir)
-    runs = COMFY_ROOT / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix="pytest-", dir=runs))
-    for name in ("custom_nodes", "input", "output", "temp", "user", "models"):
-        (run_dir / name).mkdir()
-    (run_dir / "custom_nodes" / pack.name).symlink_to(pack.resolve())
-    for file in inputs:
-        shutil.copy(file, run_dir / "input" / Path(file).name)
-    for folder, files in (models or {}).items():
-        (run_dir / "models" / folder).mkdir()
-        for name, file in files.items():
-            (run_dir / "models" / folder / name).symlink_to(Path(file).resolve())
-    options = types.SimpleNamespace(
-        python=str(python),
-        comfy_dir=str(comfy_dir),
-        with_api_nodes=False,
-        extra_arg=[],
-        startup_timeout=startup_timeout,
-    )
-    server = harness.Server(options, str(run_dir), harness.free_port())
-    try:
-        started, why = server.start()
-        assert started, f"ComfyUI did not start: {why}\n{server.log_text()[-4000:]}"
-        failed = harness.pack_import_report(server, [pack.name])
-        assert not failed, f"the pack failed to import in ComfyUI:\n{failed}"
-        yield ComfyServer(harness, server, run_dir)
-    finally:
-        server.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

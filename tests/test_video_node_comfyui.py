@@ -1,4 +1,4 @@
-"""RIFE Interpolate Video in the real ComfyUI (headless, CPU, real 4.25 weights).
+"""RIFE Interpolate Video in the real ComfyUI (0.3.64, headless, CPU, real RIFE 4.25 weights).
 
 * The example workflow on a 300-frame NTSC clip with audio: the saved file's frame count, exact frame rate and
   audio duration; and the server's peak memory over that run against the same clip through the IMAGE path
@@ -7,103 +7,94 @@
 * The node on a clip of odd size, one with a variable frame rate and one without audio, and a cancelled run
   that leaves no file behind.
 
-Each test starts its own server (a fresh process, so its memory high-water mark belongs to this test alone).
+Each test starts its own server (a fresh process, so its memory high-water mark belongs to that test alone).
+The install (``../shared/comfyui/install.sh``) lives in ``$COMFY_ROOT`` (default /tmp/comfy); without it these
+tests skip, except under ``CI=true``, where they fail.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
-from comfyui_server import REPO, ComfyServer, comfyui
+import pytest
+from comfyui_server import COMFY_DIR, COMFY_PYTHON, ComfyUI
+from video_clips import RATE, SIZE, inspect, make_clip
 
+REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "example_workflows" / "rife_video_x2_long_clips.json"
 EXAMPLE_API = REPO / "example_workflows" / "api" / "rife_video_x2_long_clips.json"
 MODEL_NAME = "rife_v4.25.safetensors"
 MODEL_FOLDER = "rife"
-SIZE = (96, 64)  # width, height: small frames keep the CPU run short
-RATE = Fraction(30000, 1001)
-LONG = 300
-SAMPLE_RATE = 48000
-FLOAT_FRAME = SIZE[0] * SIZE[1] * 3 * 4  # bytes of one frame in an IMAGE batch (float32 RGB)
+LONG, WARMUP = 300, 60
+FLOAT_FRAME = SIZE[0] * SIZE[1] * 3 * 4  # bytes of one frame of an IMAGE batch (float32 RGB)
+# What the VIDEO node may add to the server's peak over a clip 5x longer than its warm-up run: the per-frame
+# bookkeeping (schedule, timestamps, the MP4 index: ~1 kB per frame) and allocator noise (~4 MB measured)
+VIDEO_ALLOWANCE = 8 * 2**20
+
+pytestmark = pytest.mark.xdist_group("comfyui")  # one worker for the real-ComfyUI tests: no CPU contention
 
 
-# ------------------------------------------------------------------------------------------------ clips
+# ------------------------------------------------------------------------------------------------ server
 
 
-def make_clip(
-    path: Path,
-    frames: int,
-    *,
-    size: tuple[int, int] = SIZE,
-    rate: Fraction = RATE,
-    audio: bool = True,
-    times_ms: list[int] | None = None,
-    pix_fmt: str = "yuv420p",
-) -> Path:
-    """An H.264 clip of a bright square moving over a gradient; with ``audio`` a 440 Hz sine as long as the
-    video. ``times_ms`` gives every frame its own timestamp (a variable frame rate); else frames are at ``rate``."""
-    width, height = size
-    ramp = np.linspace(30, 140, width, dtype=np.float32)[None, :, None]
-    base = np.broadcast_to(ramp, (height, width, 3)).astype(np.uint8)
-    duration = Fraction(times_ms[-1] + (times_ms[-1] - times_ms[-2]), 1000) if times_ms else frames / rate
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=rate)
-        video.width, video.height, video.pix_fmt = width, height, pix_fmt
-        if times_ms:
-            video.codec_context.time_base = Fraction(1, 1000)
-        sound = container.add_stream("aac", rate=SAMPLE_RATE) if audio else None
-        if sound is not None:
-            sound.layout = "mono"
-        for index in range(frames):
-            image = base.copy()
-            x = (3 * index) % (width - 16)
-            image[height // 4 : height // 4 + 16, x : x + 16] = (230, 200, 60)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            if times_ms:
-                frame.pts, frame.time_base = times_ms[index], Fraction(1, 1000)
-            container.mux(video.encode(frame))
-        container.mux(video.encode(None))
-        if sound is not None:
-            samples = round(duration * SAMPLE_RATE)
-            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / SAMPLE_RATE)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(wave[None, start : start + 1024], format="flt", layout="mono")
-                chunk.sample_rate, chunk.pts = SAMPLE_RATE, start
-                container.mux(sound.encode(chunk))
-            container.mux(sound.encode(None))
-    return path
+@contextmanager
+def comfyui(base: Path, inputs: list[Path], weights: Path) -> Iterator[ComfyUI]:
+    """A fresh ComfyUI with this pack, ``inputs`` in its input folder and the weights as ``MODEL_NAME``."""
+    if not (COMFY_DIR / "main.py").is_file() or not COMFY_PYTHON.is_file():
+        message = f"ComfyUI is not installed in {COMFY_DIR.parent} (run: bash ../shared/comfyui/install.sh)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    for folder in ("custom_nodes", "input", "output", "temp", "user", f"models/{MODEL_FOLDER}"):
+        (base / folder).mkdir(parents=True)
+    (base / "custom_nodes" / "ComfyUI-RIFE").symlink_to(REPO)
+    (base / "models" / MODEL_FOLDER / MODEL_NAME).symlink_to(weights)
+    for clip in inputs:
+        clip.rename(base / "input" / clip.name)
+    server = ComfyUI(base)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
-def inspect(path: Path) -> dict:
-    """What a player sees in a video file: size, frames, frame timestamps (s), rate and audio length (s)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        times, first = [], None
-        for frame in container.decode(stream):
-            times.append(frame.pts * stream.time_base)
-            first = frame.to_ndarray(format="rgb24") if first is None else first
-        audio = None
-        if container.streams.audio:
-            container.seek(0)
-            sound = container.streams.audio[0]
-            samples = sum(frame.samples for frame in container.decode(sound))
-            audio = Fraction(samples, sound.rate)
-    steps = {b - a for a, b in zip(times, times[1:])}
-    return {
-        "size": (stream.width, stream.height),
-        "frames": len(times),
-        "steps": steps,
-        "rate": stream.average_rate,
-        "duration": len(times) * min(steps),
-        "audio": audio,
-        "first": first,
-    }
+def peak_kb(server: ComfyUI) -> int:
+    """The server's peak resident memory so far (VmHWM, kB)."""
+    assert server.process is not None
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+
+
+def run_ok(server: ComfyUI, prompt: dict) -> Path:
+    """Run ``prompt``; return the one video it saved."""
+    result = server.run(prompt, timeout=600)
+    assert result.status == "success", result.error
+    [[video]] = result.files.values()
+    return video
+
+
+def run_growth(server: ComfyUI, prompt: dict) -> tuple[Path, int]:
+    """Run ``prompt``; return its video and how far it raised the server's peak memory (kB)."""
+    before = peak_kb(server)
+    video = run_ok(server, prompt)
+    return video, peak_kb(server) - before
+
+
+def logged_info(server: ComfyUI, text: str) -> str:
+    """The last log line of RIFE Interpolate Video holding ``text`` (its frames, rates and notes)."""
+    lines = [line for line in server.log().splitlines() if "RIFE video" in line and text in line]
+    assert lines, f"no log line of RIFE Interpolate Video with {text!r}"
+    return lines[-1]
 
 
 # ------------------------------------------------------------------------------------------------ prompts
@@ -114,11 +105,10 @@ def example_prompt() -> dict:
 
 
 def video_prompt(clip: str, **options) -> dict:
-    """The example workflow on ``clip``, with node 3's inputs changed by ``options``."""
+    """The example workflow on ``clip``, with RIFE Interpolate Video's inputs changed by ``options``."""
     prompt = example_prompt()
     prompt["1"]["inputs"]["file"] = clip
     prompt["3"]["inputs"].update(options)
-    prompt["9"] = {"class_type": "PreviewAny", "inputs": {"source": ["3", 1]}}  # timing_info as ui text
     return prompt
 
 
@@ -126,73 +116,42 @@ def image_prompt(clip: str) -> dict:
     """The same clip and settings through ComfyUI's IMAGE path: the whole clip as a float32 batch."""
     example = example_prompt()
     settings = example["3"]["inputs"]
+    interpolate = {"rife_model": ["2", 0], "images": ["5", 0], "fps_in": ["5", 2]}
+    interpolate.update((name, settings[name]) for name in ("multiplier", "scale", "scene_threshold"))
     return {
         "1": {"class_type": "LoadVideo", "inputs": {"file": clip}},
         "2": copy.deepcopy(example["2"]),
         "5": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
-        "6": {
-            "class_type": "RIFEInterpolate",
-            "inputs": {
-                "rife_model": ["2", 0],
-                "images": ["5", 0],
-                "multiplier": settings["multiplier"],
-                "scale": settings["scale"],
-                "fps_in": ["5", 2],
-            },
-        },
+        "6": {"class_type": "RIFEInterpolate", "inputs": interpolate},
         "7": {"class_type": "CreateVideo", "inputs": {"images": ["6", 0], "fps": ["6", 1], "audio": ["5", 1]}},
-        "8": {
-            "class_type": "SaveVideo",
-            "inputs": {"video": ["7", 0], "filename_prefix": "video/image_path", "format": "auto", "codec": "auto"},
-        },
+        "8": {"class_type": "SaveVideo", "inputs": {**example["4"]["inputs"], "video": ["7", 0]}},
     }
-
-
-def saved_video(comfy: ComfyServer, outputs: dict, node: str) -> Path:
-    (path,) = comfy.saved_files(outputs[node])
-    assert path.is_file(), path
-    return path
-
-
-def timing_info(outputs: dict) -> str:
-    return outputs["9"]["text"][0]
-
-
-def peak_growth_kb(comfy: ComfyServer, prompt: dict) -> tuple[dict, int]:
-    """Run ``prompt``; return its outputs and how far it raised the server's peak resident memory (kB)."""
-    _, before = comfy.memory_kb()
-    outputs = comfy.run(prompt)
-    _, after = comfy.memory_kb()
-    return outputs, after - before
 
 
 # ------------------------------------------------------------------------------------------------ tests
 
 
-def test_example_workflow_long_clip_exact_and_flat_memory(shared_dir, real_weights, tmp_path):
+def test_example_workflow_long_clip_exact_and_flat_memory(real_weights, tmp_path):
     long = make_clip(tmp_path / "long.mp4", LONG)
-    warmup = make_clip(tmp_path / "warmup.mp4", 12)
+    warmup = make_clip(tmp_path / "warmup.mp4", WARMUP)
     source = inspect(long)
-    models = {MODEL_FOLDER: {MODEL_NAME: real_weights}}
-    with comfyui(shared_dir, inputs=[long, warmup], models=models) as comfy:
-        converted = comfy.to_api(json.loads(EXAMPLE.read_text()))
-        assert _inputs(converted) == _inputs(example_prompt()), "the API copy differs from the UI workflow"
-
-        # both paths once on a short clip, so that what the long runs add is what depends on the clip's length
-        comfy.run(video_prompt(warmup.name))
-        comfy.run(image_prompt(warmup.name))
+    with comfyui(tmp_path / "comfy", [long, warmup], real_weights) as server:
+        _, info = server.get("/object_info")
+        assert _ui_widgets(json.loads(EXAMPLE.read_text()), info) == _api_widgets(example_prompt(), info)
+        # a first run on a shorter clip fills the decoder's, encoder's and allocator's pools, so that what the
+        # long run adds is what depends on the clip's length
+        run_ok(server, video_prompt(warmup.name))
         started = time.monotonic()
-        outputs, video_growth = peak_growth_kb(comfy, video_prompt(long.name))
-        video_seconds = time.monotonic() - started
-        saved = inspect(saved_video(comfy, outputs, "4"))
-        info = timing_info(outputs)
-        image_outputs, image_growth = peak_growth_kb(comfy, image_prompt(long.name))
-        image_saved = inspect(saved_video(comfy, image_outputs, "8"))
+        video, video_growth = run_growth(server, video_prompt(long.name))
+        seconds = time.monotonic() - started
+        image_video, image_growth = run_growth(server, image_prompt(long.name))
+        line = logged_info(server, f"{LONG} -> {2 * LONG} frames")
+        saved, image_saved = inspect(video), inspect(image_video)
 
     print(
-        f"\n{LONG} frames {SIZE[0]}x{SIZE[1]} x2: peak RSS growth VIDEO node {video_growth / 1024:.1f} MB, "
-        f"IMAGE path {image_growth / 1024:.1f} MB (one float32 frame = {FLOAT_FRAME / 1024:.0f} kB); "
-        f"VIDEO node run {video_seconds:.1f} s; {info}"
+        f"\n{LONG} frames {SIZE[0]}x{SIZE[1]} x2, peak RSS growth: VIDEO node {video_growth / 1024:.1f} MB, "
+        f"IMAGE path {image_growth / 1024:.1f} MB (a float32 frame: {FLOAT_FRAME / 1024:.0f} kB); "
+        f"VIDEO node run {seconds:.1f} s\n{line}"
     )
     assert saved["frames"] == 2 * LONG
     assert saved["steps"] == {Fraction(1001, 60000)}, "every frame lasts exactly 1001/60000 s"
@@ -200,62 +159,83 @@ def test_example_workflow_long_clip_exact_and_flat_memory(shared_dir, real_weigh
     assert saved["size"] == SIZE
     assert saved["audio"] == source["audio"], "the audio is copied whole"
     assert abs(saved["audio"] - saved["duration"]) <= 1 / RATE, "audio and video end within one source frame"
-    assert "600 frames" in info and "60000/1001" in info
+    assert "30000/1001 -> 60000/1001 fps" in line
     assert image_saved["frames"] == 2 * LONG - 1  # the IMAGE path ends on the last source frame
-    # memory: the IMAGE path holds the clip (in and out) as float32; the VIDEO node a few frames
-    assert image_growth * 1024 > LONG * FLOAT_FRAME, f"IMAGE path grew only {image_growth} kB"
-    assert video_growth * 1024 < 8 * FLOAT_FRAME, f"VIDEO node grew {video_growth} kB over a {LONG}-frame clip"
+    # the IMAGE path holds the clip as float32 (the output alone is 2*LONG frames); the VIDEO node a few frames
+    assert image_growth * 1024 > 2 * LONG * FLOAT_FRAME, f"IMAGE path grew only {image_growth} kB"
+    assert video_growth * 1024 < VIDEO_ALLOWANCE, f"VIDEO node grew {video_growth} kB over a {LONG}-frame clip"
 
 
-def test_odd_size_variable_rate_silent_and_cancelled_clips(shared_dir, real_weights, tmp_path):
+def test_odd_size_variable_rate_silent_and_cancelled_clips(real_weights, tmp_path):
     odd = make_clip(tmp_path / "odd.mp4", 10, size=(95, 63), pix_fmt="yuv444p")
-    times = [0, 40, 80, 120, 200, 240, 280, 400, 440, 480, 520, 560]  # 25 fps with two gaps
+    times = [0, 40, 80, 120, 200, 240, 280, 400, 440, 480, 520, 560]  # 25 fps with two gaps: 0.6 s
     variable = make_clip(tmp_path / "variable.mp4", len(times), rate=Fraction(25), times_ms=times)
     silent = make_clip(tmp_path / "silent.mp4", 10, audio=False)
     long = make_clip(tmp_path / "long.mp4", LONG)
-    models = {MODEL_FOLDER: {MODEL_NAME: real_weights}}
-    with comfyui(shared_dir, inputs=[odd, variable, silent, long], models=models) as comfy:
-        odd_out = comfy.run(video_prompt(odd.name))
-        variable_out = comfy.run(video_prompt(variable.name))
-        silent_out = comfy.run(video_prompt(silent.name))
-        leftovers = _cancel_midway(comfy, video_prompt(long.name, multiplier=3))
-        odd_saved = inspect(saved_video(comfy, odd_out, "4"))
-        variable_saved = inspect(saved_video(comfy, variable_out, "4"))
-        silent_saved = inspect(saved_video(comfy, silent_out, "4"))
+    odd_first = inspect(odd)["first"].astype(np.int16)
+    with comfyui(tmp_path / "comfy", [odd, variable, silent, long], real_weights) as server:
+        odd_saved = inspect(run_ok(server, video_prompt(odd.name)))
+        odd_line = logged_info(server, "odd size")
+        variable_saved = inspect(run_ok(server, video_prompt(variable.name)))
+        variable_line = logged_info(server, "variable frame rate")
+        silent_saved = inspect(run_ok(server, video_prompt(silent.name)))
+        leftovers = _cancel_midway(server, video_prompt(long.name, multiplier=3))
 
-    # odd size: padded to even for 4:2:0 by repeating the edge, the originals kept inside
-    assert odd_saved["frames"] == 20 and odd_saved["size"] == (96, 64)
-    assert "odd size" in timing_info(odd_out)
-    source_first = inspect(odd)["first"].astype(np.int16)
-    assert np.abs(odd_saved["first"][:63, :95].astype(np.int16) - source_first).mean() < 3
-    # variable rate: resampled by timestamps to a constant exact rate, same duration, audio kept
-    assert "variable frame rate" in timing_info(variable_out)
-    assert len(variable_saved["steps"]) == 1, "constant frame rate"
-    assert variable_saved["duration"] == Fraction(600, 1000), "the source's 0.6 s"
+    # odd size: padded to even for 4:2:0 by repeating the edge, the original frame kept inside
+    assert odd_saved["frames"] == 20 and odd_saved["size"] == (96, 64), odd_line
+    assert np.abs(odd_saved["first"][:63, :95].astype(np.int16) - odd_first).mean() < 3
+    # variable rate: resampled by its timestamps to a constant exact rate, same duration, audio kept
+    assert len(variable_saved["steps"]) == 1, "a constant frame rate"
+    assert variable_saved["duration"] == Fraction(3, 5), variable_line
     assert abs(variable_saved["audio"] - variable_saved["duration"]) <= Fraction(1, 25)
     # no audio: a video-only file
     assert silent_saved["frames"] == 20 and silent_saved["audio"] is None
     assert silent_saved["steps"] == {Fraction(1001, 60000)}
-    assert leftovers == [], f"a cancelled run left files: {leftovers}"
+    assert leftovers == [], f"the cancelled run left files: {leftovers}"
 
 
-def _cancel_midway(comfy: ComfyServer, prompt: dict) -> list[str]:
-    """Queue ``prompt``, cancel it once it has started writing its video, and return the files it left in the
-    temp folder (none expected: the half-written video is deleted)."""
-    folder = comfy.run_dir / "temp" / "rife_video"
+def _cancel_midway(server: ComfyUI, prompt: dict) -> list[str]:
+    """Run ``prompt``, cancel it once it is writing its video, and return the files it left in the temp folder
+    (none expected: the half-written video is deleted)."""
+    folder = server.base / "temp" / "rife_video"
     before = set(folder.iterdir())
-    prompt_id = comfy.post(prompt)
+    results = []
+    runner = threading.Thread(target=lambda: results.append(server.run(prompt, timeout=600)))
+    runner.start()
     deadline = time.monotonic() + 120
     while not any(path not in before and path.stat().st_size > 0 for path in folder.iterdir()):
-        assert time.monotonic() < deadline, "the video node never started writing"
+        assert time.monotonic() < deadline and runner.is_alive(), "the video node never started writing"
         time.sleep(0.05)
     time.sleep(1.0)
-    comfy.interrupt()
-    entry = comfy.wait(prompt_id)
-    events = [event for event, _ in entry["status"]["messages"]]
-    assert "execution_interrupted" in events, events
+    server.post("/interrupt", {})
+    runner.join()
+    [result] = results
+    assert result.status == "error" and result.error is None, "interrupted (not an execution error)"
     return sorted(path.name for path in set(folder.iterdir()) - before)
 
 
-def _inputs(prompt: dict) -> dict:
-    return {node: (value["class_type"], value["inputs"]) for node, value in prompt.items()}
+def _ui_widgets(workflow: dict, info: dict) -> dict:
+    """Node type -> widget values of a UI workflow, by input name (what the frontend would queue)."""
+    widgets = {}
+    for node in workflow["nodes"]:
+        if node["type"] in info:
+            names = _widget_names(info[node["type"]])
+            values = [value for value in node["widgets_values"] if value not in ("image", "video")]
+            widgets[node["type"]] = dict(zip(names, values, strict=True))
+    return widgets
+
+
+def _api_widgets(prompt: dict, info: dict) -> dict:
+    return {
+        node["class_type"]: {name: node["inputs"][name] for name in _widget_names(info[node["class_type"]])}
+        for node in prompt.values()
+    }
+
+
+def _widget_names(node_info: dict) -> list[str]:
+    specs = {**node_info["input"]["required"], **node_info["input"].get("optional", {})}
+    order = node_info["input_order"]["required"] + node_info["input_order"].get("optional", [])
+    return [name for name in order if isinstance(specs[name][0], list) or specs[name][0] in _WIDGET_TYPES]
+
+
+_WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
