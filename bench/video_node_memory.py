@@ -22,8 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from comfyui_server import comfyui  # noqa: E402
-from test_video_node_comfyui import MODEL_FOLDER, MODEL_NAME, image_prompt, video_prompt  # noqa: E402
+from test_video_node_comfyui import comfyui, image_prompt, peak_kb, run_ok, video_prompt  # noqa: E402
 from video_clips import make_clip  # noqa: E402
 
 PATHS = {"VIDEO": video_prompt, "IMAGE": image_prompt}
@@ -32,13 +31,13 @@ PATHS = {"VIDEO": video_prompt, "IMAGE": image_prompt}
 def measure(path: str, clip: Path, warmup: Path, shared: Path) -> tuple[float, float]:
     """(peak growth in MB, seconds) of ``clip`` through ``path`` after a warm-up run, on a fresh server."""
     weights = shared / "weights" / "rife-v4.25.safetensors"
-    with comfyui(shared, inputs=[warmup, clip], models={MODEL_FOLDER: {MODEL_NAME: weights}}) as comfy:
-        comfy.run(PATHS[path](warmup.name))
-        _, before = comfy.memory_kb()
+    with tempfile.TemporaryDirectory() as base, comfyui(Path(base), [warmup, clip], weights) as server:
+        run_ok(server, PATHS[path](warmup.name))
+        before = peak_kb(server)
         started = time.monotonic()
-        comfy.run(PATHS[path](clip.name), timeout=3600)
+        run_ok(server, PATHS[path](clip.name))
         seconds = time.monotonic() - started
-        _, after = comfy.memory_kb()
+        after = peak_kb(server)
     print(f"{path} {clip.name}: peak +{(after - before) / 1024:.1f} MB in {seconds:.1f} s", flush=True)
     return (after - before) / 1024, seconds
 

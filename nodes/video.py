@@ -13,19 +13,15 @@ cancelled run deletes it, so no later node can pick up a half-written video.
 
 from __future__ import annotations
 
-import io
 import logging
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import folder_paths
-from comfy_api.input import VideoInput
-from comfy_api.input_impl import VideoFromFile
-from comfy_api.latest import io as cio
+from comfy_api.latest import Input, InputImpl, io
 
 from ..rife.schedule import MAX_MULTIPLIER
 from ..rife.timing import DEFAULT_SCENE_THRESHOLD
@@ -38,17 +34,17 @@ TEMP_SUBFOLDER = "rife_video"
 CODECS = ("libx264", "libx265", "libsvtav1")
 DEFAULT_CRF = 18
 
-RIFEModelType = cio.Custom("RIFE_MODEL")
+RIFEModelType = io.Custom("RIFE_MODEL")
 
 log = logging.getLogger(__name__)
 
 
-class RIFEInterpolateVideo(cio.ComfyNode):
+class RIFEInterpolateVideo(io.ComfyNode):
     """Interpolates a ``VIDEO`` file to file: memory stays flat whatever the clip's length."""
 
     @classmethod
-    def define_schema(cls) -> cio.Schema:
-        return cio.Schema(
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
             node_id="RIFEInterpolateVideo",
             display_name="RIFE Interpolate Video",
             category=CATEGORY,
@@ -61,8 +57,8 @@ class RIFEInterpolateVideo(cio.ComfyNode):
             ),
             inputs=[
                 RIFEModelType.Input("rife_model", tooltip="The model from Load RIFE Model."),
-                cio.Video.Input("video", tooltip="The clip, e.g. from Load Video. Any file FFmpeg reads."),
-                cio.Int.Input(
+                io.Video.Input("video", tooltip="The clip, e.g. from Load Video. Any file FFmpeg reads."),
+                io.Int.Input(
                     "multiplier",
                     default=2,
                     min=1,
@@ -71,7 +67,7 @@ class RIFEInterpolateVideo(cio.ComfyNode):
                     "frame rate, so the output keeps the source's duration and its audio stays in sync (the last "
                     "frame is held for its slot). Ignored when fps_out is set.",
                 ),
-                cio.Float.Input(
+                io.Float.Input(
                     "scale",
                     default=1.0,
                     min=0.25,
@@ -80,7 +76,7 @@ class RIFEInterpolateVideo(cio.ComfyNode):
                     tooltip="Resolution at which motion is estimated, one of 0.25, 0.5, 1.0, 2.0, 4.0: 1.0 up to "
                     "about 2K, 0.5 for 4K, 0.25 above. The output size never changes.",
                 ),
-                cio.Float.Input(
+                io.Float.Input(
                     "fps_out",
                     default=0.0,
                     min=0.0,
@@ -90,7 +86,7 @@ class RIFEInterpolateVideo(cio.ComfyNode):
                     tooltip="Frame rate to produce instead of a multiplier (any ratio: 24 -> 60, 30 -> 24; "
                     "29.97 is read as 30000/1001). 0 = use multiplier.",
                 ),
-                cio.Combo.Input(
+                io.Combo.Input(
                     "mode",
                     options=["direct", "recursive", "bisect"],
                     default="direct",
@@ -99,14 +95,14 @@ class RIFEInterpolateVideo(cio.ComfyNode):
                     "recursive: outermost in-betweens first, each level anchored on the previous one. bisect: "
                     "halve every interval (multiplier 2, 4, 8, ...). fps_out uses direct.",
                 ),
-                cio.Boolean.Input(
+                io.Boolean.Input(
                     "loop",
                     default=False,
                     optional=True,
                     tooltip="Treat the clip as a loop: the last frame's slot is interpolated towards the first "
                     "frame instead of holding the last frame.",
                 ),
-                cio.Float.Input(
+                io.Float.Input(
                     "scene_threshold",
                     default=DEFAULT_SCENE_THRESHOLD,
                     min=0.0,
@@ -117,14 +113,14 @@ class RIFEInterpolateVideo(cio.ComfyNode):
                     f"of morphing two shots together. Lower finds more cuts; 0 turns detection off. Default "
                     f"{DEFAULT_SCENE_THRESHOLD}.",
                 ),
-                cio.Boolean.Input(
+                io.Boolean.Input(
                     "dedupe",
                     default=False,
                     optional=True,
                     tooltip="Replace held (repeated) frames with in-betweens spanning the run, so motion the "
                     "source froze for a few frames becomes even (the usual need for anime).",
                 ),
-                cio.Int.Input(
+                io.Int.Input(
                     "batch_size",
                     default=0,
                     min=0,
@@ -133,14 +129,14 @@ class RIFEInterpolateVideo(cio.ComfyNode):
                     tooltip="In-betweens computed together per model call (speed vs. VRAM). 0 = automatic. The "
                     "output does not depend on it.",
                 ),
-                cio.Boolean.Input(
+                io.Boolean.Input(
                     "ensemble",
                     default=False,
                     optional=True,
                     tooltip="Also estimate the motion on the time-reversed pair and average (RIFE versions that "
                     "have it): slightly better in-betweens, about twice the time.",
                 ),
-                cio.Combo.Input(
+                io.Combo.Input(
                     "codec",
                     options=list(CODECS),
                     default=CODECS[0],
@@ -148,7 +144,7 @@ class RIFEInterpolateVideo(cio.ComfyNode):
                     tooltip="Encoder of the output MP4: libx264 (H.264, plays everywhere), libx265 (H.265), "
                     "libsvtav1 (AV1). 10-bit sources stay 10-bit where the encoder allows.",
                 ),
-                cio.Int.Input(
+                io.Int.Input(
                     "crf",
                     default=DEFAULT_CRF,
                     min=0,
@@ -158,8 +154,8 @@ class RIFEInterpolateVideo(cio.ComfyNode):
                 ),
             ],
             outputs=[
-                cio.Video.Output(display_name="video", tooltip="The interpolated video, with the source's audio."),
-                cio.String.Output(display_name="timing_info", tooltip="Frames, frame rate and what timing found."),
+                io.Video.Output(display_name="video", tooltip="The interpolated video, with the source's audio."),
+                io.String.Output(display_name="timing_info", tooltip="Frames, frame rate and what timing found."),
             ],
         )
 
@@ -167,7 +163,7 @@ class RIFEInterpolateVideo(cio.ComfyNode):
     def execute(
         cls,
         rife_model: RIFEModelHandle,
-        video: VideoInput,
+        video: Input.Video,
         multiplier: int,
         scale: float,
         fps_out: float = 0.0,
@@ -179,9 +175,9 @@ class RIFEInterpolateVideo(cio.ComfyNode):
         ensemble: bool = False,
         codec: str = CODECS[0],
         crf: int = DEFAULT_CRF,
-    ) -> cio.NodeOutput:
+    ) -> io.NodeOutput:
         output = _new_output_path()
-        with _local_source(video.get_stream_source(), output.parent) as source:
+        with _local_source(video, output.parent) as source:
 
             def work(progress) -> VideoResult:
                 return interpolate_video(
@@ -205,7 +201,7 @@ class RIFEInterpolateVideo(cio.ComfyNode):
             result = run_on_device(rife_model, work)
         info = describe(result)
         log.info("RIFE video (%s): %s", rife_model.description, info)
-        return cio.NodeOutput(VideoFromFile(str(result.output)), info)
+        return io.NodeOutput(InputImpl.VideoFromFile(str(result.output)), info)
 
 
 def describe(result: VideoResult) -> str:
@@ -231,15 +227,21 @@ def _new_output_path() -> Path:
 
 
 @contextmanager
-def _local_source(source: str | io.BytesIO, folder: Path) -> Iterator[str]:
-    """The video as a path: a file source as is, an in-memory one spilled to a temp file deleted afterwards."""
-    if not isinstance(source, io.IOBase):
-        yield str(source)
+def _local_source(video: Input.Video, folder: Path) -> Iterator[str]:
+    """The video as a file path: a file-backed VIDEO's own file; anything else (a file held in memory, a VIDEO
+    made from images by Create Video) written to a temp file first, deleted afterwards."""
+    file_backed = isinstance(video, InputImpl.VideoFromFile)
+    source = video.get_stream_source() if file_backed else None
+    if isinstance(source, str):
+        yield source
         return
-    with tempfile.NamedTemporaryFile(dir=folder, prefix="rife_source_", suffix=".bin", delete=False) as spill:
-        source.seek(0)
-        shutil.copyfileobj(source, spill)
+    spill = folder / f"rife_source_{uuid.uuid4().hex}.mp4"
     try:
-        yield spill.name
+        if file_backed:
+            with spill.open("wb") as file:
+                shutil.copyfileobj(source, file)  # the bytes as they are: any container FFmpeg reads
+        else:
+            video.save_to(str(spill))  # ComfyUI encodes it (H.264 MP4 with its audio)
+        yield str(spill)
     finally:
-        Path(spill.name).unlink(missing_ok=True)
+        spill.unlink(missing_ok=True)

@@ -4,8 +4,8 @@
   audio duration; and the server's peak memory over that run against the same clip through the IMAGE path
   (LoadVideo -> GetVideoComponents -> RIFEInterpolate -> CreateVideo -> SaveVideo): flat for the VIDEO node,
   growing with the clip for the IMAGE path.
-* The node on a clip of odd size, one with a variable frame rate and one without audio, and a cancelled run
-  that leaves no file behind.
+* The node on a clip of odd size, one with a variable frame rate, one without audio and one that Create Video
+  made from images, and a cancelled run that leaves no file behind.
 
 Each test starts its own server (a fresh process, so its memory high-water mark belongs to that test alone).
 The install (``../shared/comfyui/install.sh``) lives in ``$COMFY_ROOT`` (default /tmp/comfy); without it these
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from comfyui_server import COMFY_DIR, COMFY_PYTHON, ComfyUI
+from comfyui_server import ComfyUI, require_comfyui
 from video_clips import RATE, SIZE, inspect, make_clip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,17 +49,13 @@ pytestmark = pytest.mark.xdist_group("comfyui")  # one worker for the real-Comfy
 @contextmanager
 def comfyui(base: Path, inputs: list[Path], weights: Path) -> Iterator[ComfyUI]:
     """A fresh ComfyUI with this pack, ``inputs`` in its input folder and the weights as ``MODEL_NAME``."""
-    if not (COMFY_DIR / "main.py").is_file() or not COMFY_PYTHON.is_file():
-        message = f"ComfyUI is not installed in {COMFY_DIR.parent} (run: bash ../shared/comfyui/install.sh)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_comfyui()
     for folder in ("custom_nodes", "input", "output", "temp", "user", f"models/{MODEL_FOLDER}"):
         (base / folder).mkdir(parents=True)
     (base / "custom_nodes" / "ComfyUI-RIFE").symlink_to(REPO)
     (base / "models" / MODEL_FOLDER / MODEL_NAME).symlink_to(weights)
     for clip in inputs:
-        clip.rename(base / "input" / clip.name)
+        shutil.copy(clip, base / "input" / clip.name)
     server = ComfyUI(base)
     server.start()
     try:
@@ -109,6 +105,15 @@ def video_prompt(clip: str, **options) -> dict:
     prompt = example_prompt()
     prompt["1"]["inputs"]["file"] = clip
     prompt["3"]["inputs"].update(options)
+    return prompt
+
+
+def components_prompt(clip: str) -> dict:
+    """The example workflow fed by a VIDEO that Create Video made from images (no file behind it)."""
+    prompt = video_prompt(clip)
+    prompt["10"] = {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}}
+    prompt["11"] = {"class_type": "CreateVideo", "inputs": {"images": ["10", 0], "fps": ["10", 2], "audio": ["10", 1]}}
+    prompt["3"]["inputs"]["video"] = ["11", 0]
     return prompt
 
 
@@ -166,19 +171,21 @@ def test_example_workflow_long_clip_exact_and_flat_memory(real_weights, tmp_path
     assert video_growth * 1024 < VIDEO_ALLOWANCE, f"VIDEO node grew {video_growth} kB over a {LONG}-frame clip"
 
 
-def test_odd_size_variable_rate_silent_and_cancelled_clips(real_weights, tmp_path):
+def test_odd_size_variable_rate_silent_created_and_cancelled_clips(real_weights, tmp_path):
     odd = make_clip(tmp_path / "odd.mp4", 10, size=(95, 63), pix_fmt="yuv444p")
     times = [0, 40, 80, 120, 200, 240, 280, 400, 440, 480, 520, 560]  # 25 fps with two gaps: 0.6 s
     variable = make_clip(tmp_path / "variable.mp4", len(times), rate=Fraction(25), times_ms=times)
     silent = make_clip(tmp_path / "silent.mp4", 10, audio=False)
+    created = make_clip(tmp_path / "created.mp4", 10, rate=Fraction(25))
     long = make_clip(tmp_path / "long.mp4", LONG)
     odd_first = inspect(odd)["first"].astype(np.int16)
-    with comfyui(tmp_path / "comfy", [odd, variable, silent, long], real_weights) as server:
+    with comfyui(tmp_path / "comfy", [odd, variable, silent, created, long], real_weights) as server:
         odd_saved = inspect(run_ok(server, video_prompt(odd.name)))
         odd_line = logged_info(server, "odd size")
         variable_saved = inspect(run_ok(server, video_prompt(variable.name)))
         variable_line = logged_info(server, "variable frame rate")
         silent_saved = inspect(run_ok(server, video_prompt(silent.name)))
+        created_saved = inspect(run_ok(server, components_prompt(created.name)))
         leftovers = _cancel_midway(server, video_prompt(long.name, multiplier=3))
 
     # odd size: padded to even for 4:2:0 by repeating the edge, the original frame kept inside
@@ -191,6 +198,9 @@ def test_odd_size_variable_rate_silent_and_cancelled_clips(real_weights, tmp_pat
     # no audio: a video-only file
     assert silent_saved["frames"] == 20 and silent_saved["audio"] is None
     assert silent_saved["steps"] == {Fraction(1001, 60000)}
+    # a VIDEO from Create Video (images in memory): written to a temp file by ComfyUI, then interpolated
+    assert created_saved["frames"] == 20 and created_saved["steps"] == {Fraction(1, 50)}
+    assert created_saved["audio"] is not None
     assert leftovers == [], f"the cancelled run left files: {leftovers}"
 
 
