@@ -76,6 +76,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_NoSkipsInCI(), "rife-no-skips-in-ci")
 
 
+@pytest.fixture(autouse=True)
+def _no_real_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoint downloads reach only servers a test starts on 127.0.0.1: the release mirror defaults to a closed
+    local port, and no version has a package-index source unless the test publishes one."""
+    from rife import download
+
+    monkeypatch.setenv(download.BASE_URL_ENV, "http://127.0.0.1:9/no-downloads-in-tests")
+    monkeypatch.setattr(download, "WHEEL_SOURCES", {})
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return _require(SHARED)

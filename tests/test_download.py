@@ -89,19 +89,12 @@ class _Handler(BaseHTTPRequestHandler):
 def server(monkeypatch):
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(name, "*")  # never route 127.0.0.1 through a proxy from the environment
-    monkeypatch.delenv(download.BASE_URL_ENV, raising=False)
     httpd = FileServer()
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield httpd
     httpd.shutdown()
     httpd.server_close()
-
-
-@pytest.fixture(autouse=True)
-def no_package_index(monkeypatch):
-    """No version has a package-index source unless a test publishes one (pip must never reach a real index)."""
-    monkeypatch.setattr(download, "WHEEL_SOURCES", {})
 
 
 @pytest.fixture

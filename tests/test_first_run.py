@@ -28,8 +28,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def mirror(tmp_path_factory, monkeypatch, real_pkl):
-    """A release mirror on 127.0.0.1 serving the real checkpoint as flownet_v4.25.pkl (pinned to its digest);
-    no package-index source, so nothing but this server can be asked."""
+    """A release mirror on 127.0.0.1 serving the real checkpoint as flownet_v4.25.pkl (pinned to its digest); no
+    package-index source (tests/conftest.py), so nothing but this server can be asked."""
     root = tmp_path_factory.mktemp("mirror")
     shutil.copyfile(real_pkl, root / "flownet_v4.25.pkl")
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
@@ -41,7 +41,6 @@ def mirror(tmp_path_factory, monkeypatch, real_pkl):
     monkeypatch.setenv(download.BASE_URL_ENV, f"http://127.0.0.1:{httpd.server_address[1]}")
     sha = download.file_sha256(real_pkl)
     monkeypatch.setitem(download.CHECKPOINTS, "4.25", CheckpointSource("4.25", "flownet_v4.25.pkl", sha))
-    monkeypatch.setattr(download, "WHEEL_SOURCES", {})
     yield root
     httpd.shutdown()
     httpd.server_close()
