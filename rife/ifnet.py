@@ -422,10 +422,10 @@ def _assemble(*rows: tuple[Tensor, ...]) -> Tensor:
     shape = (first.shape[0] * len(rows), channels, *first.shape[2:])
     out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last)
     for row, parts in enumerate(rows):
-        below = out[row * first.shape[0] : (row + 1) * first.shape[0]]
+        rows_out = out[row * first.shape[0] : (row + 1) * first.shape[0]]
         start = 0
         for part in parts:
-            below[:, start : start + part.shape[1]].copy_(part)
+            rows_out[:, start : start + part.shape[1]].copy_(part)
             start += part.shape[1]
     return out
 
