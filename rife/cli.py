@@ -125,7 +125,7 @@ def _interpolate_command(argv: list[str]) -> int:
         device=device,
         dtype=torch.float16 if args.fp16 else torch.float32,
     )
-    try:  # a usage mistake: refused before any frame is read or written
+    try:  # a usage mistake: refused before any frame is computed or written
         check_ensemble(model.spec, args.ensemble)
     except InvalidInputError as exc:
         raise UsageError(f"--ensemble: {exc}") from exc
