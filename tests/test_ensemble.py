@@ -40,6 +40,11 @@ def synthetic_model(synthetic, name: str, *, retry_factor: float = 2.0) -> RIFEM
     return RIFEModel(build_net(state, origin=name))
 
 
+def wide(image: torch.Tensor) -> torch.Tensor:
+    """[1,3,64,64] -> [1,3,64,96] as tests/data/ensemble/make_reference.py builds it."""
+    return torch.cat((image, image[..., :32].flip(-1)), -1)
+
+
 def ensemble_cases(golden_dir: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[float, list[float]]]:
     """The golden file and its cases as {scale: [timesteps]}."""
     gold = load_file(str(golden_dir / "net-ensemble" / f"{name}.safetensors"))
@@ -122,7 +127,7 @@ def test_the_retry_rule_reruns_block0_without_its_reversed_half(golden_dir: Path
     """With block 1's head x2.5 the 4.0 retry rule fires under ensemble too: block 0 runs on both pairs, then
     reruns on the forward pair only, blocks 1-3 on both; the frames equal the official code's
     (tests/data/ensemble, made by make_reference.py there). The shared 4.0-retry golden does not fire the rule
-    under ensemble, so it cannot show this."""
+    under ensemble, so it cannot show this. Also on a 64x96 pair, where the retry pads the frames further."""
     reference = load_file(str(DATA / "4.0-retry-fires.safetensors"))
     gold, _ = ensemble_cases(golden_dir, "4.0-retry")
     model = synthetic_model(synthetic, "4.0-retry", retry_factor=2.5)
@@ -132,11 +137,16 @@ def test_the_retry_rule_reruns_block0_without_its_reversed_half(golden_dir: Path
         for i, block in enumerate(model.net.blocks)
     ]
     try:
-        for key, expected in reference.items():
+        for t in (0.25, 0.5):
             batches.clear()
-            out = model.infer(gold["img0"], gold["img1"], timestep=float(key.split("_")[1][1:]), ensemble=True)
-            assert (out - expected).abs().max().item() <= IMAGE_ATOL, key
-            assert batches == [(0, 2), (1, 2), (0, 1), (1, 2), (2, 2), (3, 2)], key
+            out = model.infer(gold["img0"], gold["img1"], timestep=t, ensemble=True)
+            assert (out - reference[f"ens_t{t}_s1.0"]).abs().max().item() <= IMAGE_ATOL, t
+            assert batches == [(0, 2), (1, 2), (0, 1), (1, 2), (2, 2), (3, 2)], t
+            # 64x96: the doubled scales need multiples of 64, so the frames are padded further and rerun
+            batches.clear()
+            out = model.infer(*(wide(gold[k]) for k in ("img0", "img1")), timestep=t, ensemble=True)
+            assert (out - reference[f"wide_ens_t{t}_s1.0"]).abs().max().item() <= IMAGE_ATOL, t
+            assert batches == [(0, 2), (1, 2), (0, 2), (1, 2), (0, 1), (1, 2), (2, 2), (3, 2)], t
     finally:
         for hook in hooks:
             hook.remove()

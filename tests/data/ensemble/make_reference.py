@@ -3,8 +3,11 @@
 The shared goldens' ``net-ensemble/4.0-retry`` case does not fire the rule under ensemble (the averaged block 0
 keeps block 1's first flow delta under 32 px in y), so the official quirk "block 0 is rerun without its reversed
 half" needs weights that fire it in both modes: ``synthetic_state_dict("4.0")`` with ``block1.lastconv.weight``
-times 2.5. The reference is HolyWu/vs-rife @ 2a7f2c8d1f614642a996a52d90d74aa25cf1ba22 (``vsrife/IFNet_HDv3_v4_0.py``
-+ ``vsrife/warplayer.py``), run from a checkout given on the command line (its
+times 2.5. ``ens_*``: the golden 64x64 pair. ``wide_ens_*``: a 64x96 pair (the golden frames plus their
+first 32 columns mirrored, :func:`wide`) on which the retry needs sizes divisible by 64, so the frames are
+padded further (replicate, the project's padding) to 64x128 and the result cropped back, as Practical-RIFE's
+padding to 128 would do. The reference is HolyWu/vs-rife @ 2a7f2c8d1f614642a996a52d90d74aa25cf1ba22
+(``vsrife/IFNet_HDv3_v4_0.py`` + ``vsrife/warplayer.py``), run from a checkout given on the command line (its
 ``vsrife/__init__.py`` needs VapourSynth: an empty one will do); nothing of it is part of this project.
 
     python tests/data/ensemble/make_reference.py --vsrife /path/to/vs-rife --golden ../shared/golden
@@ -19,11 +22,27 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 WEIGHT_FACTOR = 2.5
 TIMESTEPS = (0.25, 0.5)
 COMMIT = "2a7f2c8d1f614642a996a52d90d74aa25cf1ba22"
+
+
+def wide(image: torch.Tensor) -> torch.Tensor:
+    """[1,3,64,64] -> [1,3,64,96]: the frame and its first 32 columns mirrored beside it."""
+    return torch.cat((image, image[..., :32].flip(-1)), -1)
+
+
+def official(net, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
+    """The official forward on frames of a valid size, with the official warp grid."""
+    height, width = img0.shape[-2:]
+    flow_div = torch.tensor([(width - 1.0) / 2.0, (height - 1.0) / 2.0])
+    xs = torch.linspace(-1.0, 1.0, width).view(1, 1, 1, width).expand(1, 1, height, width)
+    ys = torch.linspace(-1.0, 1.0, height).view(1, 1, height, 1).expand(1, 1, height, width)
+    plane = torch.full([1, 1, height, width], t)
+    return net(img0, img1, plane, flow_div, torch.cat([xs, ys], 1)).contiguous()
 
 
 def main() -> None:
@@ -43,16 +62,12 @@ def main() -> None:
     net.eval()
     gold = load_file(str(args.golden / "net-ensemble" / "4.0-retry.safetensors"))
     img0, img1 = gold["img0"], gold["img1"]
-    height, width = img0.shape[-2:]
-    flow_div = torch.tensor([(width - 1.0) / 2.0, (height - 1.0) / 2.0])
-    xs = torch.linspace(-1.0, 1.0, width).view(1, 1, 1, width).expand(1, 1, height, width)
-    ys = torch.linspace(-1.0, 1.0, height).view(1, 1, height, 1).expand(1, 1, height, width)
-    grid = torch.cat([xs, ys], 1)
+    padded0, padded1 = (F.pad(wide(x), (0, 32, 0, 0), mode="replicate") for x in (img0, img1))
     outputs = {}
     with torch.inference_mode():
         for t in TIMESTEPS:
-            plane = torch.full([1, 1, height, width], t)
-            outputs[f"ens_t{t}_s1.0"] = net(img0, img1, plane, flow_div, grid).contiguous()
+            outputs[f"ens_t{t}_s1.0"] = official(net, img0, img1, t)
+            outputs[f"wide_ens_t{t}_s1.0"] = official(net, padded0, padded1, t)[..., :96].contiguous()
     metadata = {
         "reference": json.dumps({"repo": "HolyWu/vs-rife", "commit": COMMIT, "settings": "IFNet(1.0, ensemble=True)"}),
         "weights": json.dumps(f'synthetic_state_dict("4.0", 0); block1.lastconv.weight *= {WEIGHT_FACTOR}'),
