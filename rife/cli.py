@@ -1,7 +1,7 @@
 """Command line: interpolate a folder of numbered frames (``python -m rife`` / ``rife``), fetch checkpoints.
 
 The flags and their meaning follow the original ``inference_img.py`` (``--model --img --output --multi --scale
---UHD --recursive``), plus ``--mode``, ``--device``, ``--fp16``, the timing options and ``--overwrite``.
+--UHD --recursive``), plus ``--mode``, ``--device``, ``--fp16``, ``--ensemble``, the timing options and ``--overwrite``.
 ``python -m rife download VERSION`` fetches an official checkpoint. Every failure a user can cause ends the
 program with one line ``error: ...`` on stderr and a non-zero exit status, never a traceback.
 """
@@ -19,6 +19,7 @@ from typing import NoReturn, TextIO
 import torch
 
 from . import download, timing
+from .arch import check_ensemble
 from .engine import stream_plan
 from .errors import CheckpointError, InvalidInputError, RIFEError
 from .model import SCALES, load_model
@@ -88,6 +89,12 @@ def _interpolation_parser() -> _Parser:
     parser.add_argument("--mode", choices=MODES, help="how in-betweens are computed (default: direct)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--fp16", action="store_true", help="half precision (faster on GPUs)")
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="official ensemble mode of RIFE 4.0-4.20 and 4.24: each step also runs on the reversed pair and the "
+        "two are averaged (smoother where motion is uncertain, about twice the time)",
+    )
     parser.add_argument("--fps-in", help="input frame rate, e.g. 24 or 30000/1001")
     parser.add_argument("--fps-out", help="target frame rate (with --fps-in, instead of --multi), e.g. 60")
     parser.add_argument("--loop", action="store_true", help="the clip repeats: also interpolate last -> first frame")
@@ -120,6 +127,10 @@ def _interpolate_command(argv: list[str]) -> int:
         device=device,
         dtype=torch.float16 if args.fp16 else torch.float32,
     )
+    try:  # a usage mistake: refused before any frame is computed or written
+        check_ensemble(model.spec, args.ensemble)
+    except InvalidInputError as exc:
+        raise UsageError(f"--ensemble: {exc}") from exc
     timed = timing.timed_plan(
         frames,
         multiplier=multiplier,
@@ -132,6 +143,7 @@ def _interpolate_command(argv: list[str]) -> int:
     )
     plan = timed.plan
     how = f"x{multiplier} {mode}" if multiplier is not None else f"{fps_in} -> {fps_out} fps"
+    how += ", ensemble" if args.ensemble else ""
     print(
         f"{model.spec.label} ({model.source}) on {model.device}, {model.dtype}: {len(frames)} frames "
         f"{frames.format.describe()} -> {plan.num_outputs} frames ({how}, scale {scale:g})"
@@ -142,7 +154,7 @@ def _interpolate_command(argv: list[str]) -> int:
     written = 0
     bar = _ProgressBar(plan.num_outputs, sys.stderr)
     try:
-        stream = stream_plan(model, frames, plan, scale=scale)
+        stream = stream_plan(model, frames, plan, scale=scale, ensemble=args.ensemble)
         for op, frame in zip(plan.ops(), stream, strict=True):
             target = imageio.frame_path(args.output, written, frames.format.suffix)
             if isinstance(op, Copy):
