@@ -93,7 +93,7 @@ class RIFEInterpolateVideo(io.ComfyNode):
                     optional=True,
                     tooltip="direct: every in-between from its source pair at its exact time (Practical-RIFE). "
                     "recursive: outermost in-betweens first, each level anchored on the previous one. bisect: "
-                    "halve every interval (multiplier 2, 4, 8, ...). fps_out uses direct.",
+                    "halve every interval (multiplier 2, 4, 8, ...). fps_out needs direct.",
                 ),
                 io.Boolean.Input(
                     "loop",
@@ -154,8 +154,12 @@ class RIFEInterpolateVideo(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Video.Output(display_name="video", tooltip="The interpolated video, with the source's audio."),
-                io.String.Output(display_name="timing_info", tooltip="Frames, frame rate and what timing found."),
+                io.Video.Output(
+                    "result", display_name="video", tooltip="The interpolated video, with the source's audio."
+                ),
+                io.String.Output(
+                    "info", display_name="timing_info", tooltip="Frames, exact frame rates and what timing found."
+                ),
             ],
         )
 

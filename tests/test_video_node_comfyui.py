@@ -185,6 +185,7 @@ def test_odd_size_variable_rate_silent_created_and_cancelled_clips(real_weights,
         variable_saved = inspect(run_ok(server, video_prompt(variable.name)))
         variable_line = logged_info(server, "variable frame rate")
         silent_saved = inspect(run_ok(server, video_prompt(silent.name)))
+        retimed = inspect(run_ok(server, video_prompt(silent.name, fps_out=24.0)))
         created_saved = inspect(run_ok(server, components_prompt(created.name)))
         leftovers = _cancel_midway(server, video_prompt(long.name, multiplier=3))
 
@@ -198,6 +199,8 @@ def test_odd_size_variable_rate_silent_created_and_cancelled_clips(real_weights,
     # no audio: a video-only file
     assert silent_saved["frames"] == 20 and silent_saved["audio"] is None
     assert silent_saved["steps"] == {Fraction(1001, 60000)}
+    # a target frame rate instead of a multiplier: the same duration at exactly 24 fps, ceil(10 * 24 / 29.97)
+    assert retimed["frames"] == 9 and retimed["steps"] == {Fraction(1, 24)}
     # a VIDEO from Create Video (images in memory): written to a temp file by ComfyUI, then interpolated
     assert created_saved["frames"] == 20 and created_saved["steps"] == {Fraction(1, 50)}
     assert created_saved["audio"] is not None
