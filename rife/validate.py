@@ -32,7 +32,7 @@ MAX_FPS_TEXT = 64  # characters: "30000/1001", "23.976", "1e3"; longer text is n
 # (29.97002997 -> 30000/1001).
 FPS_SNAP_DENOMINATOR = 1001
 FPS_SNAP_TOLERANCE = 1e-9
-_DECIMAL = re.compile(r"^\s*(?P<sign>[+-]?)(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[+-]?\d{1,4}))?\s*$")
+_DECIMAL = re.compile(r"^\s*(?P<sign>[+-]?)(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[+-]?\d+))?\s*$")
 _RATIO = re.compile(r"^\s*(?P<num>[+-]?\d+)\s*/\s*(?P<den>[+-]?\d+)\s*$")
 _MAX_EXPONENT = 12  # 1e12 is far past MAX_FPS; larger exponents are refused before 10**exp is computed
 
@@ -155,13 +155,13 @@ def _parse_fps_text(text: str) -> Fraction:
     decimal = _DECIMAL.match(text)
     if not decimal or not (decimal["int"] or decimal["frac"]):
         raise InvalidInputError(f"Cannot read the frame rate {text!r}: {_FPS_HINT}.")
-    exponent = int(decimal["exp"] or 0)
-    if abs(exponent) > _MAX_EXPONENT:
+    exponent = decimal["exp"] or "0"
+    if len(exponent.lstrip("+-").lstrip("0")) > 2 or abs(int(exponent)) > _MAX_EXPONENT:
         raise InvalidInputError(
             f"The frame rate {text!r} is out of range: frame rates go from {MIN_FPS} to {MAX_FPS} fps."
         )
     digits = (decimal["int"] or "0") + (decimal["frac"] or "")
-    exact = Fraction(int(digits), 10 ** len(decimal["frac"] or "")) * Fraction(10) ** exponent
+    exact = Fraction(int(digits), 10 ** len(decimal["frac"] or "")) * Fraction(10) ** int(exponent)
     return -exact if decimal["sign"] == "-" else exact
 
 
