@@ -127,7 +127,7 @@ def _pack_entries() -> list[str]:
             subdirs.clear()
             continue
         seen.add(identity)
-        subdirs.sort()
+        subdirs.sort(key=lambda name: (os.path.islink(os.path.join(directory, name)), name))  # real names first
         relative = Path(directory).relative_to(PACK_CKPT_DIR)
         preferred = next((name for name in PREFERRED_NAMES if name in files), None)
         if preferred is not None and relative != Path("."):

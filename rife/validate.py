@@ -14,6 +14,7 @@ import numbers
 import re
 from fractions import Fraction
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,7 +46,7 @@ _FPS_HINT = "use a positive number such as 24, 23.976 or '30000/1001'"
 
 def is_bool(value: object) -> bool:
     """True for ``True``/``False`` and numpy booleans (which are not Python bools)."""
-    return isinstance(value, bool) or type(value).__name__ == "bool_"
+    return isinstance(value, (bool, np.bool_))
 
 
 def check_bool(value: object, name: str) -> bool:
