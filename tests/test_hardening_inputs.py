@@ -8,6 +8,7 @@ Walks over hostile structure run under an alarm, so a regression fails instead o
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import signal
 from fractions import Fraction
@@ -379,3 +380,34 @@ def test_cli_reports_out_of_memory_in_one_line_without_partial_files(
     assert status == 1 and len(stderr) == 1, stderr
     assert "out of memory" in stderr[0].lower() and "1 of 5 frames were written" in stderr[0], stderr
     assert sorted(p.name for p in out.iterdir()) == ["0000000.png"]
+
+
+# ------------------------------------------------------------------------------------------- 6 + 7: folders
+
+
+def test_frame_that_is_a_fifo_is_refused_instead_of_blocking(tmp_path: Path) -> None:
+    from rife.imageio import list_frames
+    from tests.test_hardening_cli import write_frames
+
+    write_frames(tmp_path)
+    os.mkfifo(tmp_path / "0000003.png")  # reading it would wait forever for a writer
+    with deadline(10), pytest.raises(InvalidInputError, match="0000003.png is not a regular file"):
+        list_frames(tmp_path)
+
+
+def test_lock_is_exclusive_and_a_stale_lock_file_is_taken_over(tmp_path: Path) -> None:
+    from rife.outputdir import LOCK_NAME, FolderBusy, locked_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text("12345\n")  # left by a run that was killed: its lock died with it
+    with locked_folder(out) as created:
+        assert not created and (out / LOCK_NAME).read_text() == f"{os.getpid()}\n"
+        with pytest.raises(FolderBusy, match="Another run is writing to"), locked_folder(out):
+            pass
+        assert (out / LOCK_NAME).exists()  # the refused run did not remove the holder's lock
+    assert not (out / LOCK_NAME).exists() and out.is_dir()
+    fresh = tmp_path / "fresh" / "deeper"
+    with locked_folder(fresh) as created:
+        assert created and fresh.is_dir()
+    assert not fresh.exists()  # created for a run that wrote nothing: removed again
