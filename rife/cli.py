@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(f"{exc} (see --help)", EXIT_USAGE)
         except RIFEError as exc:
             return _fail(str(exc))
-        except MemoryError:  # torch.OutOfMemoryError is one; the engine turns most into rife.OutOfMemory
+        except OUT_OF_MEMORY_ERRORS:  # the engine turns the ones it sees into rife.OutOfMemory (a RIFEError)
             return _fail(OUT_OF_MEMORY)
         except KeyboardInterrupt:
             return _fail("cancelled", EXIT_CANCELLED)
@@ -68,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(str(exc))
 
 
+# torch.cuda.OutOfMemoryError is torch.OutOfMemoryError (a RuntimeError) on torch >= 2.5, and exists since 1.13
+OUT_OF_MEMORY_ERRORS = (MemoryError, torch.cuda.OutOfMemoryError)
 OUT_OF_MEMORY = "out of memory: try --scale 0.5, --fp16 (GPU), a smaller frame size, or --device cpu"
 
 
@@ -187,7 +189,7 @@ def _write_frames(imageio, model, frames, timed, scale: float, output: Path) -> 
     except KeyboardInterrupt:
         done = f"{written} of {plan.num_outputs} frames were written to {output}"
         return _stopped(stream, bar, f"cancelled: {done} (all complete, no partial files)", EXIT_CANCELLED)
-    except MemoryError:
+    except OUT_OF_MEMORY_ERRORS:
         done = f"{written} of {plan.num_outputs} frames were written to {output}"
         return _stopped(stream, bar, f"{OUT_OF_MEMORY} ({done}, all complete)")
     except RIFEError as exc:

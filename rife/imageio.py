@@ -118,7 +118,8 @@ def read_image(path: Path) -> np.ndarray:
         raise InvalidInputError(f"{path} has {image.dtype} samples; only 8- and 16-bit images are supported")
     if image.ndim == 2:
         image = image[:, :, None]
-    image = _apply_orientation(image, exif_orientation(path))
+    if FORMATS[path.suffix.lower()] != "TIFF":  # OpenCV turns TIFF frames upright itself, JPEG and PNG not
+        image = _apply_orientation(image, exif_orientation(path))
     channels = image.shape[2]
     if channels == 3:
         image = image[:, :, ::-1]
@@ -167,6 +168,8 @@ class FrameFolder(Sequence):
         expected = (self.format.height, self.format.width)
         for path in self.paths[1:]:
             size = _png_size(path)
+            if size is not None and exif_orientation(path) >= 5:  # stored on its side: upright size is swapped
+                size = size[::-1]
             if size is not None and size != expected:
                 raise InvalidInputError(self._size_message(path, size))
 
@@ -304,20 +307,33 @@ _EXIF_ORIENTATION = 0x0112
 
 
 def exif_orientation(path: Path) -> int:
-    """The EXIF orientation (1..8) of a JPEG or TIFF frame; 1 (as stored) when absent or unreadable."""
-    suffix = FORMATS.get(path.suffix.lower())
+    """The EXIF orientation (1..8) of a JPEG, PNG (``eXIf``) or TIFF frame; 1 (as stored) when absent."""
+    readers = {"JPEG": _jpeg_exif_block, "PNG": _png_exif_block, "TIFF": lambda handle: handle.read(1 << 16)}
+    reader = readers.get(FORMATS.get(path.suffix.lower(), ""))
+    if reader is None:
+        return 1
     try:
         with open(path, "rb") as handle:
-            if suffix == "JPEG":
-                tiff = _jpeg_exif_block(handle)
-            elif suffix == "TIFF":
-                tiff = handle.read(1 << 16)
-            else:
-                return 1
+            tiff = reader(handle)
     except OSError:
         return 1
     value = _tiff_orientation(tiff) if tiff else None
     return value if value in range(1, 9) else 1
+
+
+def _png_exif_block(handle) -> bytes | None:
+    """The data of a PNG's ``eXIf`` chunk (a TIFF structure), looking only at the chunks before the image."""
+    if handle.read(8) != _PNG_SIGNATURE:
+        return None
+    for _ in range(64):
+        header = handle.read(8)
+        if len(header) < 8 or header[4:] in (b"IDAT", b"IEND"):
+            return None
+        length = struct.unpack(">I", header[:4])[0]
+        if header[4:] == b"eXIf":
+            return handle.read(min(length, 1 << 16))
+        handle.seek(length + 4, os.SEEK_CUR)  # data and CRC
+    return None
 
 
 def _jpeg_exif_block(handle) -> bytes | None:

@@ -358,7 +358,14 @@ def test_numpy_bool_is_a_boolean(real_model) -> None:
 # ------------------------------------------------------------------------------------------- 4: out of memory (CLI)
 
 
-@pytest.mark.parametrize("error", [rife.OutOfMemory("Out of memory even at batch 1: try scale=0.5"), MemoryError()])
+@pytest.mark.parametrize(
+    "error",
+    [
+        rife.OutOfMemory("Out of memory even at batch 1: try scale=0.5"),
+        MemoryError(),
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    ],
+)
 def test_cli_reports_out_of_memory_in_one_line_without_partial_files(
     error: BaseException, real_weights: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
@@ -411,3 +418,31 @@ def test_lock_is_exclusive_and_a_stale_lock_file_is_taken_over(tmp_path: Path) -
     with locked_folder(fresh) as created:
         assert created and fresh.is_dir()
     assert not fresh.exists()  # created for a run that wrote nothing: removed again
+
+
+# ------------------------------------------------------------------------------------------- 10: orientation
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".tif"])
+def test_frames_are_read_upright_as_viewers_show_them(suffix: str, tmp_path: Path) -> None:
+    """Every EXIF orientation, read as Pillow's exif_transpose shows it (JPEG at quality 100: exact here)."""
+    from PIL import Image, ImageOps
+
+    from rife.imageio import FrameFolder, read_image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (6, 10, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"{orientation}{suffix}"
+        Image.fromarray(pixels).save(path, exif=exif, **({"quality": 100} if suffix == ".jpg" else {}))
+        with Image.open(path) as image:
+            upright = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        np.testing.assert_array_equal(read_image(path), upright, err_msg=f"orientation {orientation}")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for index, orientation in enumerate((6, 8, 5)):  # all on their side: one upright size
+        (mixed / f"{index}{suffix}").write_bytes((tmp_path / f"{orientation}{suffix}").read_bytes())
+    folder = FrameFolder(mixed)
+    assert (folder.format.height, folder.format.width) == (10, 6)
+    assert [folder.copyable(i) for i in range(3)] == [False] * 3 and len({f.shape for f in folder}) == 1
