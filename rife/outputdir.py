@@ -149,6 +149,8 @@ else:
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
                 return False
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                return True  # a file system without locks (some network shares): the run goes on unlocked
             raise
         return True
 
