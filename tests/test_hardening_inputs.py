@@ -370,9 +370,7 @@ def test_cli_reports_out_of_memory_in_one_line_without_partial_files(
     error: BaseException, real_weights: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
     from rife import cli
-    from tests.test_hardening_cli import write_frames
 
-    write_frames(tmp_path / "in")
     original = cli.stream_plan
 
     def failing_stream(*args, **kwargs):
@@ -381,9 +379,7 @@ def test_cli_reports_out_of_memory_in_one_line_without_partial_files(
         raise error
 
     monkeypatch.setattr(cli, "stream_plan", failing_stream)
-    out = tmp_path / "out"
-    status = cli.main(["--img", str(tmp_path / "in"), "--output", str(out), "--model", str(real_weights)])
-    stderr = capsys.readouterr().err.strip().splitlines()
+    status, stderr, out = _cli_with_frames(tmp_path, capsys, "--model", str(real_weights))
     assert status == 1 and len(stderr) == 1, stderr
     assert "out of memory" in stderr[0].lower() and "1 of 5 frames were written" in stderr[0], stderr
     assert sorted(p.name for p in out.iterdir()) == ["0000000.png"]
@@ -446,3 +442,34 @@ def test_frames_are_read_upright_as_viewers_show_them(suffix: str, tmp_path: Pat
     folder = FrameFolder(mixed)
     assert (folder.format.height, folder.format.width) == (10, 6)
     assert [folder.copyable(i) for i in range(3)] == [False] * 3 and len({f.shape for f in folder}) == 1
+
+
+# ------------------------------------------------------------------------------------------- 8 + 11: start-up
+
+
+def _cli_with_frames(tmp_path: Path, capsys, *flags: str) -> tuple[int, list[str], Path]:
+    from rife import cli
+    from tests.test_hardening_cli import write_frames
+
+    write_frames(tmp_path / "in")
+    out = tmp_path / "out"
+    status = cli.main(["--img", str(tmp_path / "in"), "--output", str(out), *flags])
+    return status, capsys.readouterr().err.strip().splitlines(), out
+
+
+def test_ctrl_c_while_the_model_loads_leaves_no_folder(tmp_path: Path, capsys, monkeypatch) -> None:
+    from rife import cli
+
+    def interrupted_load(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_model", interrupted_load)
+    status, stderr, out = _cli_with_frames(tmp_path, capsys, "--model", str(tmp_path / "any.pkl"))
+    assert (status, stderr) == (130, ["error: cancelled"])
+    assert not out.exists()
+
+
+def test_a_missing_checkpoint_leaves_no_output_folder(tmp_path: Path, capsys) -> None:
+    status, stderr, out = _cli_with_frames(tmp_path, capsys, "--model", str(tmp_path / "missing.pkl"))
+    assert status == 1 and len(stderr) == 1 and "Checkpoint not found" in stderr[0], stderr
+    assert not out.exists()
