@@ -190,9 +190,9 @@ def _wait_for(condition, timeout: float = 120.0) -> None:
 
 def test_second_writer_is_refused_and_double_ctrl_c_exits_130(real_weights: Path, tmp_path: Path) -> None:
     inp, out = tmp_path / "in", tmp_path / "out"
-    write_frames(inp, count=6, height=256, width=256)
+    write_frames(inp, count=8, height=320, width=320)  # 449 frames: far longer than the second run's start-up
     first = subprocess.Popen(
-        [sys.executable, "-m", "rife", "--img", inp, "--output", out, "--model", real_weights, "--multi", "32"],
+        [sys.executable, "-m", "rife", "--img", inp, "--output", out, "--model", real_weights, "--multi", "64"],
         cwd=REPO,
         env=_env(threads=2),  # two worker threads: what a second Ctrl-C used to abort (SIGABRT)
         stdout=subprocess.PIPE,
@@ -217,7 +217,7 @@ def test_second_writer_is_refused_and_double_ctrl_c_exits_130(real_weights: Path
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: cancelled: "), stderr
     written = assert_complete_frames(out)
-    assert f"{len(written)} of 161 frames were written" in lines[0]
+    assert f"{len(written)} of 449 frames were written" in lines[0]
 
 
 def _handles_sigint(pid: int) -> bool:
