@@ -167,7 +167,8 @@ def _parse_fps_text(text: str) -> Fraction:
 
 
 def _bounded_denominator(exact: Fraction) -> Fraction:
-    if exact.denominator <= MAX_FPS_DENOMINATOR and exact.denominator <= FPS_SNAP_DENOMINATOR:
+    """``exact`` itself when its denominator is small, else snapped (see :func:`parse_fps`) or rounded."""
+    if exact.denominator <= FPS_SNAP_DENOMINATOR:
         return exact
     snapped = exact.limit_denominator(FPS_SNAP_DENOMINATOR)
     if abs(snapped - exact) <= FPS_SNAP_TOLERANCE * exact:
