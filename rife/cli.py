@@ -1,7 +1,7 @@
 """Command line: interpolate a folder of numbered frames (``python -m rife`` / ``rife``), fetch checkpoints.
 
 The flags and their meaning follow the original ``inference_img.py`` (``--model --img --output --multi --scale
---UHD --recursive``), plus ``--mode``, ``--device``, ``--fp16``, the timing options and ``--overwrite``.
+--UHD --recursive``), plus ``--mode``, ``--device``, ``--fp16``, ``--ensemble``, the timing options and ``--overwrite``.
 ``python -m rife download VERSION`` fetches an official checkpoint. Every failure a user can cause ends the
 program with one line ``error: ...`` on stderr and a non-zero exit status, never a traceback.
 """
@@ -23,6 +23,7 @@ from typing import NoReturn, TextIO
 import torch
 
 from . import download, timing, validate
+from .arch import check_ensemble
 from .engine import stream_plan
 from .errors import CheckpointError, InvalidInputError, RIFEError
 from .model import load_model
@@ -123,6 +124,12 @@ def _interpolation_parser() -> _Parser:
     parser.add_argument("--mode", choices=MODES, help="how in-betweens are computed (default: direct)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--fp16", action="store_true", help="half precision (faster on GPUs)")
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="official ensemble mode of RIFE 4.0-4.20 and 4.24: each step also runs on the reversed pair and the "
+        "two are averaged (smoother where motion is uncertain, about twice the time)",
+    )
     parser.add_argument("--fps-in", help="input frame rate, e.g. 24 or 30000/1001")
     parser.add_argument("--fps-out", help="target frame rate (with --fps-in, instead of --multi), e.g. 60")
     parser.add_argument("--loop", action="store_true", help="the clip repeats: also interpolate last -> first frame")
@@ -152,6 +159,10 @@ def _interpolate_command(argv: list[str]) -> int:
             device=device,
             dtype=torch.float16 if args.fp16 else torch.float32,
         )
+        try:  # a usage mistake: refused before any frame is computed or written
+            check_ensemble(model.spec, options.ensemble)
+        except InvalidInputError as exc:
+            raise UsageError(f"--ensemble: {exc}") from exc
         timed = timing.timed_plan(
             frames,
             multiplier=options.multiplier,
@@ -167,16 +178,16 @@ def _interpolate_command(argv: list[str]) -> int:
             f"{frames.format.describe()} -> {timed.plan.num_outputs} frames ({options.describe()})"
         )
         imageio.remove_frames(earlier)
-        return _write_frames(imageio, model, frames, timed, options.scale, args.output)
+        return _write_frames(imageio, model, frames, timed, options, args.output)
 
 
-def _write_frames(imageio, model, frames, timed, scale: float, output: Path) -> int:
+def _write_frames(imageio, model, frames, timed, options: _Options, output: Path) -> int:
     """Run the plan and write every output frame atomically; the summary or one error line at the end."""
     plan = timed.plan
     start = time.perf_counter()
     written = 0
     bar = _ProgressBar(plan.num_outputs, sys.stderr)
-    stream = stream_plan(model, frames, plan, scale=scale)
+    stream = stream_plan(model, frames, plan, scale=options.scale, ensemble=options.ensemble)
     try:
         for op, frame in zip(plan.ops(), stream, strict=True):
             target = imageio.frame_path(output, written, frames.format.suffix)
@@ -217,6 +228,7 @@ class _Options:
     fps_in: Fraction | None
     fps_out: Fraction | None
     scene_threshold: float
+    ensemble: bool
 
     def describe(self) -> str:
         if self.multiplier is not None:
@@ -224,7 +236,7 @@ class _Options:
         else:
             assert self.fps_in is not None and self.fps_out is not None
             how = f"{format_fps(self.fps_in)} -> {format_fps(self.fps_out)} fps"
-        return f"{how}, scale {self.scale:g}"
+        return how + (", ensemble" if self.ensemble else "") + f", scale {self.scale:g}"
 
 
 def _check_options(args: argparse.Namespace) -> _Options:
@@ -247,13 +259,13 @@ def _check_options(args: argparse.Namespace) -> _Options:
         if mode != "direct":
             raise UsageError(f"frame rate conversion (--fps-out) works in direct mode only, not {mode}")
         _flag("--fps-out", validate.check_fps_ratio, fps_in, fps_out)
-        return _Options(mode, scale, None, fps_in, fps_out, threshold)
+        return _Options(mode, scale, None, fps_in, fps_out, threshold, args.ensemble)
     multiplier = 2 if args.multi is None else args.multi
     if not 1 <= multiplier <= MAX_MULTIPLIER:
         raise UsageError(f"--multi must be between 1 and {MAX_MULTIPLIER}, got {multiplier}")
     if mode == "bisect" and multiplier & (multiplier - 1):
         raise UsageError(f"--mode bisect needs a power of two for --multi (2, 4, 8, ...), got {multiplier}")
-    return _Options(mode, scale, multiplier, fps_in, None, threshold)
+    return _Options(mode, scale, multiplier, fps_in, None, threshold, args.ensemble)
 
 
 def _flag(flag: str, check, *values):
