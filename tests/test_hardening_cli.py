@@ -235,7 +235,7 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path: Path) -> None:
     inp = tmp_path / "in"
     write_frames(inp)
     process = subprocess.Popen(
-        [sys.executable, "-m", "rife", "--img", inp, "--output", tmp_path / "out"],
+        [sys.executable, "-m", "rife", "--img", inp, "--output", tmp_path / "out", "--model", tmp_path / "none.pkl"],
         cwd=REPO,
         env=_env(threads=1),
         stdout=subprocess.PIPE,
