@@ -20,6 +20,7 @@ from torch import Tensor
 from .arch import ARCHS, ArchSpec
 from .errors import CheckpointError
 from .ifnet import IFNet
+from .layouts import to_official_layout
 
 CHECKPOINT_SUFFIXES = (".pkl", ".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 PREFERRED_NAMES = ("flownet.pkl", "flownet.safetensors", "flownet.pth")
@@ -58,7 +59,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if file.stat().st_size == 0:
         raise CheckpointError(f"{file} is empty (0 bytes): the download or copy did not finish; re-download it.")
     raw = _read_safetensors(file) if _is_safetensors(file) else _read_pickle(file)
-    return normalize_state_dict(raw, origin=file)
+    return to_official_layout(normalize_state_dict(raw, origin=file))
 
 
 def _is_safetensors(file: Path) -> bool:
