@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from checkpoint_files import core_layout
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -21,16 +22,6 @@ from rife.loading import read_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 CORE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def core_layout(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """``state`` as ComfyUI core saves it: ``blockN.`` -> ``blocks.N.``, tensors in ``dtype``."""
-    renamed = {}
-    for key, value in state.items():
-        head, _, rest = key.partition(".")
-        name = f"blocks.{head.removeprefix('block')}.{rest}" if head.startswith("block") else key
-        renamed[name] = value.to(dtype).contiguous()
-    return renamed
 
 
 @pytest.fixture(scope="module")
