@@ -121,7 +121,7 @@ def main() -> None:
             batch=batch,
             dtype=getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dtype]),
             scale=scale,
-            arch=ARCHS["4.25"],
+            arch=ARCHS[args.arch],
         )
         results.setdefault((dtype, scale), []).append((pixels, batch, peak))
         print(

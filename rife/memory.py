@@ -4,8 +4,9 @@ numbers in ``docs/vram.md``).
 A run holds, besides the weights: the prepared anchors of the source frames it reads (padded frame + encoder
 features), the warp grid, and the activations of one model call, which grow with the number of in-betweens
 computed together (the timestep batch). All of it scales with the padded pixel count P:
-``bytes = P * (FIXED + PER_INBETWEEN * batch * SCALE_FACTOR[scale])``, per element size, then wider layouts
-(heavy) in proportion to their widest block, and a margin for allocator rounding and fragmentation.
+``bytes = P * (FIXED + PER_INBETWEEN * batch * SCALE_FACTOR[scale])`` per element size, plus a margin for allocator
+rounding and fragmentation. The full-resolution tensors (frames, flow, warps) dominate, not the blocks' widths: the
+4.25 heavy layout (blocks twice as wide) measured the same bytes per pixel as 4.25.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ FIXED = {4: 77.0, 2: 37.0}  # by element size: fp32, fp16/bf16
 PER_INBETWEEN = {4: 270.0, 2: 129.0}
 # The flow blocks run at scale x their resolution: per-in-between memory relative to scale 1.0 (measured, fp32).
 SCALE_FACTOR = {0.25: 0.19, 0.5: 0.32, 1.0: 1.0, 2.0: 3.94, 4.0: 15.6}
-REFERENCE_WIDTH = 192  # widest block of the measured 4.25 layout
 MARGIN = 1.2
 
 
@@ -30,6 +30,5 @@ def working_memory(
     multiple = arch.pad_multiple_at(scale)
     pixels = -(-height // multiple) * multiple * (-(-width // multiple) * multiple)
     size = 2 if torch.empty((), dtype=dtype).element_size() <= 2 else 4
-    widest = max(1.0, max(arch.block_widths) / REFERENCE_WIDTH)
-    per_pixel = FIXED[size] + PER_INBETWEEN[size] * batch * SCALE_FACTOR.get(scale, 1.0) * widest
+    per_pixel = FIXED[size] + PER_INBETWEEN[size] * batch * SCALE_FACTOR.get(scale, 1.0)
     return int(MARGIN * pixels * per_pixel)

@@ -18,9 +18,20 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 COMFY_ROOT = Path(os.environ.get("COMFY_ROOT", "/tmp/comfy"))
 COMFY_DIR = COMFY_ROOT / "ComfyUI"
 COMFY_PYTHON = COMFY_ROOT / "venv" / "bin" / "python"
+
+
+def require_comfyui() -> None:
+    """Skip without the ComfyUI install; under ``CI=true`` a missing install is a failure."""
+    if not (COMFY_DIR / "main.py").is_file() or not COMFY_PYTHON.is_file():
+        message = f"ComfyUI is not installed in {COMFY_DIR.parent} (run: bash ../shared/comfyui/install.sh)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 class PromptTimeout(Exception):

@@ -13,7 +13,6 @@ without it these tests skip, except under ``CI=true``, where they fail.
 from __future__ import annotations
 
 import json
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 from checkpoint_files import core_layout, int8_checkpoint, self_referencing_pickle
-from comfyui_server import COMFY_DIR, COMFY_PYTHON, ComfyUI, PromptTimeout
+from comfyui_server import ComfyUI, PromptTimeout, require_comfyui
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -47,18 +46,10 @@ HOSTILE = ("int8.safetensors", "selfref.pkl")  # right shapes in int8; a pickle 
 pytestmark = pytest.mark.xdist_group("comfyui")  # one worker, one server
 
 
-def _require_comfyui() -> None:
-    if not (COMFY_DIR / "main.py").is_file() or not COMFY_PYTHON.is_file():
-        message = f"ComfyUI is not installed in {COMFY_DIR.parent} (run: bash ../shared/comfyui/install.sh)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def comfyui(tmp_path_factory, real_pkl: Path, real_weights: Path, frames_dir: Path):
     """A running ComfyUI with the pack, the weights in both layouts, hostile checkpoints and a 4-frame clip."""
-    _require_comfyui()
+    require_comfyui()
     base = tmp_path_factory.mktemp("comfyui")
     for folder in ("custom_nodes", "input", "output", "temp", "user", "models/rife", "models/frame_interpolation"):
         (base / folder).mkdir(parents=True)
