@@ -170,4 +170,24 @@ def progress_per_output_frame_and_interrupt():
             "offloaded_after": handle.patcher.loaded_size() == 0}  # fmt: skip
 
 
+def _keep(result, outputs):
+    outputs.append(result.frames)
+    return result
+
+
+@check
+def no_whole_clip_copies():
+    """The node returns the tensor the engine wrote (no copy of the clip), an ordinary (not inference) tensor."""
+    handle = load()
+    interpolate = sys.modules[NODE.__module__]
+    outputs: list = []
+    retime = interpolate.retime
+    interpolate.retime = lambda *args, **kwargs: _keep(retime(*args, **kwargs), outputs)
+    try:
+        out = run(handle)
+    finally:
+        interpolate.retime = retime
+    return {"same_storage": out.data_ptr() == outputs[0].data_ptr(), "inference": out.is_inference()}
+
+
 print(json.dumps(results))

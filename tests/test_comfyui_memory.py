@@ -102,3 +102,8 @@ def test_an_older_comfyui_gets_one_line_and_keeps_starting(tmp_path: Path) -> No
     assert log.splitlines() == [
         "ERROR RIFE frame interpolation needs ComfyUI 0.3.64 or newer (this is 0.3.40); update ComfyUI to use it."
     ]
+
+
+def test_the_node_adds_no_copy_of_the_clip_and_returns_an_ordinary_tensor(probe) -> None:
+    entry = observed(probe, "no_whole_clip_copies")
+    assert entry == {"same_storage": True, "inference": False}
