@@ -1,5 +1,5 @@
 """Measure RIFE's peak working memory per in-between against the frame's pixel count (the basis of the VRAM
-request the ComfyUI nodes send to ComfyUI's memory manager, :func:`rife.memory.working_memory`).
+request the ComfyUI nodes send to ComfyUI's memory manager, :func:`rife.vram.working_memory`).
 
 Method (CPU, Linux): every configuration runs in a fresh child process with glibc's dynamic mmap threshold pinned
 (``MALLOC_MMAP_THRESHOLD_=65536``), so every tensor buffer is its own mapping and is returned to the system when
@@ -12,7 +12,7 @@ the activations, prepared anchors and warp grid.
 
 The fit is ``bytes = P * (fixed + per_inbetween * batch)`` per precision and scale, P = padded pixel count;
 the script prints the coefficients, the worst relative error of the fit, and the ratio of
-:func:`rife.memory.working_memory` to each measurement (>= 1: the nodes never ask for less than was measured).
+:func:`rife.vram.working_memory` to each measurement (>= 1: the nodes never ask for less than was measured).
 
     python bench/vram_estimate.py [--shared ../shared] [--quick]
 """
@@ -103,7 +103,7 @@ def main() -> None:
         weights = synthetic_checkpoint(args.shared, args.arch)
 
     from rife.arch import ARCHS
-    from rife.memory import working_memory
+    from rife.vram import working_memory
 
     quick = args.quick or args.arch != "4.25"  # other layouts: fp32 at scale 1.0, the two small sizes
     sizes = SIZES[:2] if quick else SIZES

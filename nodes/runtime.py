@@ -1,7 +1,7 @@
 """The ``RIFE_MODEL`` value the nodes pass around, and how a run uses ComfyUI's memory manager.
 
 The network is wrapped in a ``comfy.model_patcher.ModelPatcher`` so ComfyUI accounts for it like any other
-model. Before a run, ``load_models_gpu`` is told the working memory the run needs (:func:`rife.memory.working_memory`,
+model. Before a run, ``load_models_gpu`` is told the working memory the run needs (:func:`rife.vram.working_memory`,
 measured by ``bench/vram_estimate.py``), so ComfyUI offloads other models (a Wan or Hunyuan model still in VRAM) to
 make room, and moves RIFE to ``get_torch_device()``. If a batch of one in-between still runs out of memory, the
 engine calls ``free_memory``, which asks ComfyUI to offload every other model, and retries once. The run ends with
@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..rife import RIFEModel
 from ..rife.engine import DEFAULT_BATCH
-from ..rife.memory import working_memory
+from ..rife.vram import working_memory
 
 Progress = Callable[[int, int], None]
 FreeMemory = Callable[[], None]

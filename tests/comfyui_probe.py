@@ -31,7 +31,7 @@ import nodes  # noqa: E402
 assert asyncio.run(nodes.load_custom_node(PACK)), "the pack did not load"
 NODE = nodes.NODE_CLASS_MAPPINGS["RIFEInterpolate"]
 pack = sys.modules[NODE.__module__.rsplit(".nodes.", 1)[0]]
-memory = sys.modules[pack.__name__ + ".rife.memory"]
+memory = sys.modules[pack.__name__ + ".rife.vram"]
 results: dict[str, object] = {}
 
 
