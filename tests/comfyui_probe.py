@@ -107,7 +107,7 @@ def inject_oom(net, fails):
 @check
 def oom_without_torch_outofmemoryerror_halves_the_batch():
     handle = load()
-    reference = run(handle, batch_size=2)
+    reference = run(handle, batch_size=1)  # what the halved batch computes (bit-identical only at the same batch)
     sizes = inject_oom(handle.model.net, lambda batch: batch > 1)
     saved = torch.__dict__.pop("OutOfMemoryError", None)
     try:

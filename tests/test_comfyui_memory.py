@@ -45,8 +45,10 @@ def test_vram_request_reaches_comfyuis_memory_manager_with_the_estimate(probe) -
 
 def test_out_of_memory_without_torch_outofmemoryerror_halves_the_batch(probe) -> None:
     entry = observed(probe, "oom_without_torch_outofmemoryerror_halves_the_batch")
-    assert entry["sizes"][:2] == [2, 1] and set(entry["sizes"][1:]) == {1}
-    assert entry["equal"]  # the output does not depend on the batch
+    sizes = entry["sizes"]  # batches of 2 fail (one per CPU worker in flight), then 4 single in-betweens succeed
+    failed = sizes[: sizes.index(1)]
+    assert failed and set(failed) == {2} and sizes[len(failed) :] == [1, 1, 1, 1]
+    assert entry["equal"]  # the same frames as a run at batch 1
 
 
 def test_out_of_memory_at_batch_one_offloads_every_other_model_and_retries(probe) -> None:
