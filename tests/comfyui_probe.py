@@ -190,4 +190,26 @@ def no_whole_clip_copies():
     return {"same_storage": out.data_ptr() == outputs[0].data_ptr(), "inference": out.is_inference()}
 
 
+@check
+def pack_folder_with_symlink_loops():
+    """The pack's ckpt/ folder with symlink loops lists each checkpoint once (the listing ends)."""
+    import tempfile
+    from pathlib import Path
+
+    checkpoints = sys.modules[pack.__name__ + ".nodes.checkpoints"]
+    ckpt = Path(tempfile.mkdtemp())
+    for name in ("rifev4_25/flownet.pkl", "extra/model.safetensors"):
+        (ckpt / name).parent.mkdir(parents=True, exist_ok=True)
+        (ckpt / name).write_bytes(b"")
+    (ckpt / "extra" / "back").symlink_to(ckpt, target_is_directory=True)  # a loop to the top
+    (ckpt / "extra" / "self").symlink_to(ckpt / "extra", target_is_directory=True)  # a loop to itself
+    (ckpt / "again").symlink_to(ckpt / "rifev4_25", target_is_directory=True)  # a second name for one folder
+    (ckpt / "nowhere").symlink_to(ckpt / "missing", target_is_directory=True)  # broken
+    saved, checkpoints.PACK_CKPT_DIR = checkpoints.PACK_CKPT_DIR, ckpt
+    try:
+        return {"entries": checkpoints._pack_entries()}
+    finally:
+        checkpoints.PACK_CKPT_DIR = saved
+
+
 print(json.dumps(results))

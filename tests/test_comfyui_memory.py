@@ -65,6 +65,11 @@ def test_progress_per_output_frame_and_cancel(probe) -> None:
     assert entry["offloaded_after"]
 
 
+def test_pack_folder_with_symlink_loops_lists_each_checkpoint_once(probe) -> None:
+    entry = observed(probe, "pack_folder_with_symlink_loops")
+    assert entry["entries"] == ["extra/model.safetensors", "rifev4_25"]  # the real folder's name, not the link's
+
+
 # ------------------------------------------------------------------------------------------------ import
 
 LOAD = (
