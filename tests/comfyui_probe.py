@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 import traceback
 
 PACK, BASE, CHECKPOINT = sys.argv[1:4]
@@ -205,11 +206,14 @@ def pack_folder_with_symlink_loops():
     (ckpt / "extra" / "self").symlink_to(ckpt / "extra", target_is_directory=True)  # a loop to itself
     (ckpt / "again").symlink_to(ckpt / "rifev4_25", target_is_directory=True)  # a second name for one folder
     (ckpt / "nowhere").symlink_to(ckpt / "missing", target_is_directory=True)  # broken
-    saved, checkpoints.PACK_CKPT_DIR = checkpoints.PACK_CKPT_DIR, ckpt
-    try:
-        return {"entries": checkpoints._pack_entries()}
-    finally:
-        checkpoints.PACK_CKPT_DIR = saved
+    checkpoints.PACK_CKPT_DIR = ckpt  # this check runs last: a listing that never ends is left behind
+    found: list = []
+    worker = threading.Thread(target=lambda: found.append(checkpoints._pack_entries()), daemon=True)
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():
+        raise TimeoutError("listing the folder did not end within 20 s")
+    return {"entries": found[0]}
 
 
 print(json.dumps(results))
