@@ -19,10 +19,14 @@ from typing import TypeAlias
 import torch
 from torch import Tensor
 
+from .arch import check_ensemble
 from .errors import InvalidInputError, OutOfMemory, RIFEError
 from .ifnet import PreparedFrame, WarpGrid, blend, pad_to_multiple
-from .model import RIFEModel, check_scale
+from .model import RIFEModel
 from .schedule import Copy, Gen, Interp, Mode, Plan, Ref, Segment, clip_plan
+from .validate import check_batch_size as check_batch_size
+from .validate import check_frames as check_frames
+from .validate import check_pixel_values, check_scale
 
 Progress = Callable[[int, int], None]
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4, "mps": 2}
@@ -43,6 +47,7 @@ def interpolate(
     loop: bool = False,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    ensemble: bool = False,
 ) -> Tensor:
     """Interpolate a clip ``frames`` [B,H,W,C] to ``(B-1)*multiplier + 1`` frames (``B*multiplier`` with loop).
 
@@ -55,6 +60,7 @@ def interpolate(
         scale=scale,
         progress=progress,
         batch_size=batch_size,
+        ensemble=ensemble,
     )
 
 
@@ -68,10 +74,11 @@ def stream_interpolate(
     loop: bool = False,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    ensemble: bool = False,
 ) -> Iterator[Tensor]:
     """Streaming :func:`interpolate`: ``frames`` is a lazy sequence of [H,W,C] frames; yields [H,W,C] frames."""
     plan = clip_plan(len(frames), multiplier, mode, loop=loop)
-    return stream_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size)
+    return stream_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, ensemble=ensemble)
 
 
 def run_plan(
@@ -82,6 +89,7 @@ def run_plan(
     scale: float = 1.0,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    ensemble: bool = False,
 ) -> Tensor:
     """Execute ``plan`` on ``frames`` [B,H,W,C] (C = 1, 3 or 4) and return [plan.num_outputs,H,W,C] float32 on
     ``frames.device``, written into one preallocated tensor.
@@ -92,9 +100,9 @@ def run_plan(
     check_frames(frames)
     if plan.num_frames != frames.shape[0]:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {frames.shape[0]} were given.")
-    check_finite(frames)
+    check_pixel_values(frames)
     out = torch.empty((plan.num_outputs, *frames.shape[1:]), dtype=torch.float32, device=frames.device)
-    executor = _checked_executor(model, frames, plan, scale, progress, batch_size, private_copies=False)
+    executor = _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble, private_copies=False)
     for index, frame in enumerate(executor.run()):
         out[index] = frame
     return out
@@ -108,57 +116,23 @@ def stream_plan(
     scale: float = 1.0,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    ensemble: bool = False,
 ) -> Iterator[Tensor]:
     """Execute ``plan`` and yield its output frames [H,W,C] float32 in order.
 
     ``frames`` needs only ``len()`` and ``frames[i]`` -> [H,W,C]; each source frame is read about once.
     Yielded frames belong to the caller (originals are copies, not the caller's own tensors)."""
-    return _checked_executor(model, frames, plan, scale, progress, batch_size, private_copies=True).run()
+    return _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble, private_copies=True).run()
 
 
-def _checked_executor(model, frames, plan, scale, progress, batch_size, *, private_copies: bool) -> _Executor:
+def _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble, *, private_copies) -> _Executor:
     """Validate every option before any work, then build the executor."""
     scale = check_scale(scale)
+    check_ensemble(model.spec, ensemble)
     if len(frames) != plan.num_frames:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {len(frames)} were given.")
-    check_batch_size(batch_size)
-    return _Executor(model, frames, plan, scale, progress, batch_size, private_copies=private_copies)
-
-
-def check_batch_size(batch_size: int | None) -> None:
-    """Raise :class:`InvalidInputError` unless ``batch_size`` is None (automatic) or a positive integer."""
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-
-
-def check_frames(frames: Tensor) -> None:
-    """Raise :class:`InvalidInputError` unless ``frames`` is a non-empty [B,H,W,C] image batch."""
-    if not isinstance(frames, Tensor):
-        raise InvalidInputError(f"frames must be a torch.Tensor [B,H,W,C], got {type(frames).__name__}.")
-    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
-        raise InvalidInputError(
-            f"frames must be a [B,H,W,C] image batch with C = 1, 3 or 4 channels, got shape {tuple(frames.shape)}."
-        )
-    if frames.shape[0] == 0:
-        raise InvalidInputError("Cannot interpolate an empty batch: at least one frame is needed.")
-    if frames.shape[1] == 0 or frames.shape[2] == 0:
-        raise InvalidInputError(f"Frames have no pixels: shape {tuple(frames.shape)}.")
-    if not (frames.is_floating_point() or frames.dtype == torch.uint8):
-        raise InvalidInputError(f"frames must be float (0..1) or uint8 (0..255), got {frames.dtype}.")
-
-
-def check_finite(frames: Tensor) -> None:
-    """Raise :class:`InvalidInputError` naming the frames that hold NaN or infinite values."""
-    if not frames.is_floating_point():
-        return
-    bad = (~torch.isfinite(frames)).flatten(1).any(1)
-    if bool(bad.any()):
-        indices = bad.nonzero().flatten().tolist()
-        shown = ", ".join(map(str, indices[:10])) + (" ..." if len(indices) > 10 else "")
-        raise InvalidInputError(
-            f"{len(indices)} input frame(s) contain NaN or infinite pixel values (frames {shown}); "
-            "fix the node or file that produced them."
-        )
+    batch_size = check_batch_size(batch_size)
+    return _Executor(model, frames, plan, scale, progress, batch_size, private_copies=private_copies, ensemble=ensemble)
 
 
 def as_float_frame(frame: Tensor) -> Tensor:
@@ -179,6 +153,7 @@ class _Executor:
         batch_size: int | None,
         *,
         private_copies: bool,
+        ensemble: bool = False,
     ) -> None:
         self.model, self.frames, self.plan, self.scale, self.progress = model, frames, plan, scale, progress
         self.device, self.dtype = model.device, model.dtype
@@ -192,6 +167,7 @@ class _Executor:
         self.private_copies = private_copies  # stream_plan hands out copies of originals; run_plan copies anyway
         self.grid: WarpGrid | None = None  # warp grid of the padded frame size, built by the first in-between
         self.stop = threading.Event()  # set when the consumer cancels: workers give up before their next step
+        self.ensemble = ensemble  # the official option: every block also sees the reversed pair
 
     def run(self) -> Iterator[Tensor]:
         workers = self._cpu_workers()
@@ -339,8 +315,7 @@ class _Executor:
                 f"All frames must have the same size: frame {index} is {tuple(frame.shape)}, the first was {self.size}."
             )
         frame = as_float_frame(frame).to(self.out_device)
-        if not bool(torch.isfinite(frame).all()):
-            raise InvalidInputError(f"Frame {index} contains NaN or infinite pixel values.")
+        check_pixel_values(frame, f"frame {index}")
         self.raw[index] = frame
         return frame
 
@@ -381,7 +356,7 @@ class _Executor:
         """Frames [H,W,C] at timesteps ``t`` between two anchors, clamped to 0..1, on the output device."""
         if self.grid is None:
             self.grid = WarpGrid.for_size(*a.image.shape[-2:], self.device)
-        flow, mask = self.model.net.flow(a, b, t, scale=self.scale, grid=self.grid)
+        flow, mask = self.model.net.flow(a, b, t, scale=self.scale, grid=self.grid, ensemble=self.ensemble)
         out = blend(a.image, b.image, flow, mask, self.grid)
         assert self.size is not None
         height, width, channels = self.size

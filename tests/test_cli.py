@@ -248,24 +248,6 @@ def test_fp16_loads_half_precision(frames_dir, real_weights, real_model, tmp_pat
     assert difference.mean() < 1.0 and difference.max() <= 8
 
 
-def test_default_model_folder(frames_dir, real_weights, tmp_path, capsys, monkeypatch):
-    make_clip(frames_dir, tmp_path / "in")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("rife.cli.__file__", str(tmp_path / "elsewhere" / "rife" / "cli.py"))
-    status, _, stderr = run(["--img", "in"], capsys)
-    assert status == 1
-    assert stderr == (
-        "error: No checkpoint at ckpt/rifev4_25: run `python -m rife download 4.25` "
-        "(saves ckpt/rifev4_25/flownet.pkl) or pass --model PATH\n"
-    )
-    (tmp_path / "ckpt" / "rifev4_25").mkdir(parents=True)
-    (tmp_path / "ckpt" / "rifev4_25" / "flownet.safetensors").symlink_to(real_weights)
-    status, stdout, stderr = run(["--img", "in"], capsys)
-    assert status == 0, stderr
-    assert "ckpt/rifev4_25/flownet.safetensors" in stdout
-    assert names(tmp_path / "vid_out") == [f"{i:07d}.png" for i in range(5)]  # the original default folder
-
-
 def test_overwrite_replaces_an_earlier_run(shared_model, frames_dir, real_weights, tmp_path, capsys):
     make_clip(frames_dir, tmp_path / "in")
     out = tmp_path / "out"
@@ -380,7 +362,10 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, setup, expected):
         (["--fps-in", "24", "--fps-out", "60", "--recursive"], "frame rate conversion (--fps-out) works in direct"),
         (["--fps-in", "0", "--fps-out", "30"], "--fps-in: A frame rate must be positive, got '0'."),
         (["--fps-in", "abc", "--fps-out", "30"], "--fps-in: Cannot read the frame rate 'abc'"),
-        (["--scene-threshold", "-1"], "--scene-threshold must be 0 (off) or positive, got -1.0"),
+        (
+            ["--scene-threshold", "-1"],
+            "--scene-threshold: scene threshold must be a finite number >= 0 (0 disables), got -1.0.",
+        ),
         (["--device", "tpu"], "unknown --device 'tpu': use auto, cpu, cuda, cuda:N or mps"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
     ],
