@@ -44,7 +44,6 @@ EXPECTED = {  # 4 frames at 16 fps in -> frames and frame rate of the saved vide
 HOSTILE = ("int8.safetensors", "selfref.pkl")  # right shapes in int8; a pickle whose dict refers to itself
 
 
-
 @pytest.fixture(scope="session")  # session: other modules' tests on this worker must not restart it
 def comfyui(tmp_path_factory, real_pkl: Path, real_weights: Path, frames_dir: Path):
     """A running ComfyUI with the pack, the weights in both layouts, hostile checkpoints and a 4-frame clip."""

@@ -16,7 +16,6 @@ from comfyui_server import COMFY_DIR, COMFY_PYTHON, require_comfyui
 REPO = Path(__file__).resolve().parents[1]
 
 
-
 @pytest.fixture(scope="session")
 def probe(tmp_path_factory, real_weights: Path) -> dict:
     require_comfyui()
