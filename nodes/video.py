@@ -21,20 +21,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import folder_paths
+import torch
 from comfy_api.latest import Input, InputImpl, io
 
-from ..rife.schedule import MAX_MULTIPLIER
+from ..rife import pick_scale
+from ..rife.model import check_scale
+from ..rife.schedule import MAX_MULTIPLIER, check_multiplier
 from ..rife.timing import DEFAULT_SCENE_THRESHOLD
-from ..rife.video import VideoResult, interpolate_video
-from .runtime import RIFEModelHandle, run_on_device
+from ..rife.video import DEFAULT_CRF, VideoResult, interpolate_video
+from .interpolate import AUTO_SCALE, _scale, _timing_options, _valid
+from .runtime import RIFEModelHandle, run_memory, run_on_device
+from .types import RIFEModelType, schema
 
-CATEGORY = "video/frame interpolation"
 TEMP_SUBFOLDER = "rife_video"
 # Encoders the output MP4 can hold; SaveVideo's "auto" format/codec remuxes the file without re-encoding it.
 CODECS = ("libx264", "libx265", "libsvtav1")
-DEFAULT_CRF = 18
-
-RIFEModelType = io.Custom("RIFE_MODEL")
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,9 @@ class RIFEInterpolateVideo(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(
+        return schema(
             node_id="RIFEInterpolateVideo",
             display_name="RIFE Interpolate Video",
-            category=CATEGORY,
             description=(
                 "Frame interpolation with RIFE from a VIDEO to a VIDEO, streamed through a file: decoding, "
                 "interpolation and encoding hold only a few frames at a time, so memory stays flat however long "
@@ -67,15 +67,7 @@ class RIFEInterpolateVideo(io.ComfyNode):
                     "frame rate, so the output keeps the source's duration and its audio stays in sync (the last "
                     "frame is held for its slot). Ignored when fps_out is set.",
                 ),
-                io.Float.Input(
-                    "scale",
-                    default=1.0,
-                    min=0.25,
-                    max=4.0,
-                    step=0.25,
-                    tooltip="Resolution at which motion is estimated, one of 0.25, 0.5, 1.0, 2.0, 4.0: 1.0 up to "
-                    "about 2K, 0.5 for 4K, 0.25 above. The output size never changes.",
-                ),
+                _scale(),
                 io.Float.Input(
                     "fps_out",
                     default=0.0,
@@ -102,40 +94,7 @@ class RIFEInterpolateVideo(io.ComfyNode):
                     tooltip="Treat the clip as a loop: the last frame's slot is interpolated towards the first "
                     "frame instead of holding the last frame.",
                 ),
-                io.Float.Input(
-                    "scene_threshold",
-                    default=DEFAULT_SCENE_THRESHOLD,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    optional=True,
-                    tooltip="Scene-cut sensitivity: across a cut the in-betweens repeat the nearer frame instead "
-                    f"of morphing two shots together. Lower finds more cuts; 0 turns detection off. Default "
-                    f"{DEFAULT_SCENE_THRESHOLD}.",
-                ),
-                io.Boolean.Input(
-                    "dedupe",
-                    default=False,
-                    optional=True,
-                    tooltip="Replace held (repeated) frames with in-betweens spanning the run, so motion the "
-                    "source froze for a few frames becomes even (the usual need for anime).",
-                ),
-                io.Int.Input(
-                    "batch_size",
-                    default=0,
-                    min=0,
-                    max=64,
-                    optional=True,
-                    tooltip="In-betweens computed together per model call (speed vs. VRAM). 0 = automatic. The "
-                    "output does not depend on it.",
-                ),
-                io.Boolean.Input(
-                    "ensemble",
-                    default=False,
-                    optional=True,
-                    tooltip="Also estimate the motion on the time-reversed pair and average (RIFE versions that "
-                    "have it): slightly better in-betweens, about twice the time.",
-                ),
+                *(option for option in _timing_options() if option.id != "loop"),
                 io.Combo.Input(
                     "codec",
                     options=list(CODECS),
@@ -164,6 +123,20 @@ class RIFEInterpolateVideo(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(
+        cls, scale: float = AUTO_SCALE, multiplier: int = 2, mode: str = "direct", fps_out: float = 0.0
+    ) -> bool | str:
+        """Refuse an unsupported ``scale``, or a multiplier ``mode`` cannot produce, when the prompt is queued."""
+
+        def check() -> None:
+            if scale != AUTO_SCALE:
+                check_scale(scale)
+            if not fps_out:
+                check_multiplier(multiplier, mode)
+
+        return _valid(check)
+
+    @classmethod
     def execute(
         cls,
         rife_model: RIFEModelHandle,
@@ -180,10 +153,15 @@ class RIFEInterpolateVideo(io.ComfyNode):
         codec: str = CODECS[0],
         crf: int = DEFAULT_CRF,
     ) -> io.NodeOutput:
+        width, height = video.get_dimensions()
+        if scale == AUTO_SCALE:
+            scale = pick_scale(height, width)
+        batch = batch_size or None
+        memory = run_memory(rife_model, torch.empty(0, height, width, 3), scale, batch)  # reads the frame size
         output = _new_output_path()
         with _local_source(video, output.parent) as source:
 
-            def work(progress) -> VideoResult:
+            def work(progress, free_memory) -> VideoResult:
                 return interpolate_video(
                     rife_model.model,
                     source,
@@ -199,10 +177,11 @@ class RIFEInterpolateVideo(io.ComfyNode):
                     codec=codec,
                     crf=crf,
                     progress=progress,
-                    batch_size=batch_size or None,
+                    batch_size=batch,
+                    free_memory=free_memory,
                 )
 
-            result = run_on_device(rife_model, work)
+            result = run_on_device(rife_model, memory, work)
         info = describe(result)
         log.info("RIFE video (%s): %s", rife_model.description, info)
         return io.NodeOutput(InputImpl.VideoFromFile(str(result.output)), info)

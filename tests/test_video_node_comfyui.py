@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,23 +26,19 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import pytest
-from comfyui_server import ComfyUI, require_comfyui
+from comfyui_server import COMFY_DIR, COMFY_PYTHON, ComfyUI, require_comfyui
 from video_clips import RATE, SIZE, inspect, make_clip
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "example_workflows" / "rife_video_x2_long_clips.json"
 EXAMPLE_API = REPO / "example_workflows" / "api" / "rife_video_x2_long_clips.json"
 MODEL_NAME = "rife_v4.25.safetensors"
-MODEL_FOLDER = "rife"
+MODEL_FOLDER = "frame_interpolation"  # where ComfyUI core and its templates keep RIFE files
 LONG, WARMUP = 300, 60
 FLOAT_FRAME = SIZE[0] * SIZE[1] * 3 * 4  # bytes of one frame of an IMAGE batch (float32 RGB)
 # What the VIDEO node may add to the server's peak over a clip 5x longer than its warm-up run: the per-frame
 # bookkeeping (schedule, timestamps, the MP4 index: ~1 kB per frame) and allocator noise (~4 MB measured)
 VIDEO_ALLOWANCE = 8 * 2**20
-
-pytestmark = pytest.mark.xdist_group("comfyui")  # one worker for the real-ComfyUI tests: no CPU contention
-
 
 # ------------------------------------------------------------------------------------------------ server
 
@@ -74,7 +71,8 @@ def peak_kb(server: ComfyUI) -> int:
 def run_ok(server: ComfyUI, prompt: dict) -> Path:
     """Run ``prompt``; return the one video it saved."""
     result = server.run(prompt, timeout=600)
-    assert result.status == "success", result.error
+    error = result.error or {}
+    assert result.status == "success", f"{error.get('exception_message')}\n{''.join(error.get('traceback', []))}"
     [[video]] = result.files.values()
     return video
 
@@ -186,6 +184,10 @@ def test_odd_size_variable_rate_silent_created_and_cancelled_clips(real_weights,
         variable_line = logged_info(server, "variable frame rate")
         silent_saved = inspect(run_ok(server, video_prompt(silent.name)))
         retimed = inspect(run_ok(server, video_prompt(silent.name, fps_out=24.0)))
+        refused = {
+            "scale": server.queue(video_prompt(silent.name, scale=0.75)),
+            "bisect": server.queue(video_prompt(silent.name, multiplier=3, mode="bisect")),
+        }
         created_saved = inspect(run_ok(server, components_prompt(created.name)))
         leftovers = _cancel_midway(server, video_prompt(long.name, multiplier=3))
 
@@ -205,6 +207,27 @@ def test_odd_size_variable_rate_silent_created_and_cancelled_clips(real_weights,
     assert created_saved["frames"] == 20 and created_saved["steps"] == {Fraction(1, 50)}
     assert created_saved["audio"] is not None
     assert leftovers == [], f"the cancelled run left files: {leftovers}"
+    # options the node cannot run are refused when the prompt is queued, with the library's message
+    for option, message in (("scale", "scale must be one of"), ("bisect", "power of two")):
+        status, body = refused[option]
+        assert status == 400 and message in body["node_errors"]["3"]["errors"][0]["details"], body
+
+
+def test_video_held_in_memory_is_read_through_a_temp_file(real_weights, tmp_path):
+    """A VIDEO without a file (``VideoFromFile(BytesIO)``, as ComfyUI's API nodes return) called in ComfyUI's
+    own Python: the node writes it to a temp file, interpolates it, and deletes that copy."""
+    require_comfyui()
+    clip = make_clip(tmp_path / "clip.mp4", 6)
+    base = tmp_path / "comfy"
+    (base / "models" / MODEL_FOLDER).mkdir(parents=True)
+    (base / "models" / MODEL_FOLDER / MODEL_NAME).symlink_to(real_weights)
+    probe = [str(COMFY_PYTHON), str(REPO / "tests" / "video_node_probe.py"), str(REPO), str(base), MODEL_NAME]
+    run = subprocess.run([*probe, str(clip)], cwd=COMFY_DIR, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["frames"] == 12 and result["rate"] == "60000/1001", result
+    output = Path(result["output"])
+    assert result["temp_files"] == [f"rife_video/{output.name}"], "only the output is left in the temp folder"
 
 
 def _cancel_midway(server: ComfyUI, prompt: dict) -> list[str]:
