@@ -10,7 +10,7 @@ so checkpoints load with ``strict=True``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,10 +239,23 @@ class PreparedFrame:
     image: Tensor  # [N,C,H,W] (C = 3, or 4: an alpha channel is warped along but not seen by the network)
     stack: Tensor  # [N,3+E,H,W]: RGB and encoder features, the channels the blocks warp
     downscaled: dict[float, Tensor] = field(default_factory=dict)  # factor -> resized stack (block 0 input)
+    parts: tuple[PreparedFrame, ...] = ()  # the frames a batch was built from (their resized stacks are reused)
+
+    @classmethod
+    def batch(cls, frames: Sequence[PreparedFrame]) -> PreparedFrame:
+        """One frame per sample as a batch; one frame for every sample stays that frame (shared, batch 1)."""
+        first = frames[0]
+        if all(frame is first for frame in frames):
+            return first
+        image, stack = (torch.cat([getattr(f, name) for f in frames]) for name in ("image", "stack"))
+        return cls(image, stack, parts=tuple(frames))
 
     def resized(self, factor: float) -> Tensor:
         if factor not in self.downscaled:
-            self.downscaled[factor] = _resize(self.stack, 1.0 / factor)
+            if self.parts:
+                self.downscaled[factor] = torch.cat([part.resized(factor) for part in self.parts])
+            else:
+                self.downscaled[factor] = _resize(self.stack, 1.0 / factor)
         return self.downscaled[factor]
 
     def select(self, index: int) -> PreparedFrame:
