@@ -19,6 +19,7 @@ inference-mode one): callers may use it in autograd or modify it in place.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +38,7 @@ from .schedule import Copy, Gen, Interp, Mode, Plan, Ref, Segment, clip_plan
 Progress = Callable[[int, int], None]
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4, "mps": 2}
 MAX_CPU_WORKERS = 4
-FINITE_SCAN_ELEMENTS = 1 << 22  # values checked for NaN/inf per step: bounds the scan's temporaries to ~4 MB
+FINITE_SCAN_ELEMENTS = 1 << 22  # values checked for NaN/inf per reduction (then per frame, to name them)
 
 
 class _Stopped(Exception):
@@ -172,28 +173,32 @@ def check_frames(frames: Tensor) -> None:
 def check_finite(frames: Tensor) -> None:
     """Raise :class:`InvalidInputError` naming the frames that hold NaN or infinite values.
 
-    Scans a few frames (or rows of one huge frame) at a time, so its temporaries stay a few MB however long
-    the clip is."""
+    Scans a few frames at a time with a min/max reduction (NaN propagates, infinities are the extremes), so it
+    allocates no temporary beyond a few numbers however long the clip is."""
     if not frames.is_floating_point():
         return
-    per_frame = max(1, frames[0].numel())
-    step = max(1, FINITE_SCAN_ELEMENTS // per_frame)
+    step = max(1, FINITE_SCAN_ELEMENTS // max(1, frames[0].numel()))
     bad: list[int] = []
-    with torch.no_grad():
-        for start in range(0, frames.shape[0], step):
-            chunk = frames[start : start + step]
-            if per_frame > FINITE_SCAN_ELEMENTS:  # one frame bigger than the budget: scan it by rows
-                rows = max(1, FINITE_SCAN_ELEMENTS // max(1, chunk[0, 0].numel()))
-                finite = all(bool(torch.isfinite(chunk[:, r : r + rows]).all()) for r in range(0, chunk.shape[1], rows))
-                bad += [] if finite else [start]
-            elif not bool(torch.isfinite(chunk).all()):
-                bad += (start + (~torch.isfinite(chunk)).flatten(1).any(1).nonzero().flatten()).tolist()
+    for start in range(0, frames.shape[0], step):
+        chunk = frames[start : start + step]
+        if not is_finite(chunk):
+            bad += [start + k for k in range(chunk.shape[0]) if not is_finite(chunk[k])]
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
         raise InvalidInputError(
             f"{len(bad)} input frame(s) contain NaN or infinite pixel values (frames {shown}); "
             "fix the node or file that produced them."
         )
+
+
+def is_finite(values: Tensor) -> bool:
+    """Whether every value is finite, without a temporary the size of ``values``."""
+    if values.numel() == 0:
+        return True
+    if values.device.type == "mps":  # no aminmax on older MPS builds
+        return bool(torch.isfinite(values).all())
+    low, high = torch.aminmax(values)
+    return math.isfinite(low.item()) and math.isfinite(high.item())
 
 
 def as_float_frame(frame: Tensor) -> Tensor:
@@ -255,7 +260,7 @@ class _FrameStore:
                 f"All frames must have the same size: frame {index} is {tuple(frame.shape)}, the first was {self.size}."
             )
         frame = as_float_frame(frame).to(self.out_device)
-        if not bool(torch.isfinite(frame).all()):
+        if not is_finite(frame):
             raise InvalidInputError(f"Frame {index} contains NaN or infinite pixel values.")
         self.raw[index] = frame
         return frame
@@ -316,7 +321,7 @@ class _Inference:
         out = blend(a.image, b.image, flow, mask, self.grid)
         height, width, channels = size
         out = out[:, :channels, :height, :width].float()
-        if not bool(torch.isfinite(out).all()):
+        if not is_finite(out):
             raise RIFEError(
                 f"The network produced NaN or infinite values ({self.dtype} on {self.device}); the weights or this "
                 "precision do not work here: run in fp32 (dtype=torch.float32)."

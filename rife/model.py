@@ -125,7 +125,8 @@ class RIFEModel:
         x0, x1 = (pad_to_multiple(x.to(self.device, self.dtype), multiple) for x in (img0, img1))
         t = t.to(self.device)
         out = self.net(x0, x1, t, scale=scale)[..., :height, :width]
-        return out.to(img0.device, out_dtype)
+        with torch.inference_mode(False):  # an ordinary tensor: the caller may use it in autograd or in place
+            return out.to(img0.device, out_dtype, copy=True)
 
 
 def load_model(
