@@ -62,9 +62,7 @@ def interpolate(
     Originals are copied exactly to positions ``k*multiplier``; see :func:`run_plan` for input handling."""
     check_frames(frames)
     plan = clip_plan(frames.shape[0], multiplier, mode, loop=loop)
-    return run_plan(
-        model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, free_memory=free_memory
-    )
+    return run_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, free_memory=free_memory)
 
 
 def stream_interpolate(
