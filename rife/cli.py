@@ -86,7 +86,13 @@ def _interpolation_parser() -> _Parser:
     parser.add_argument("--recursive", action="store_true", help="same as --mode recursive")
     parser.add_argument("--mode", choices=MODES, help="how in-betweens are computed (default: direct)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--fp16", action="store_true", help="half precision (faster on GPUs)")
+    parser.add_argument("--fp16", action="store_true", help="half precision (faster on GPUs); same as --precision fp16")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        default="auto",
+        help="auto (default): bf16 on CPUs with native bf16, else fp32",
+    )
     parser.add_argument("--fps-in", help="input frame rate, e.g. 24 or 30000/1001")
     parser.add_argument("--fps-out", help="target frame rate (with --fps-in, instead of --multi), e.g. 60")
     parser.add_argument("--loop", action="store_true", help="the clip repeats: also interpolate last -> first frame")
@@ -116,7 +122,7 @@ def _interpolate_command(argv: list[str]) -> int:
     model = load_model(
         args.model if args.model is not None else _default_model(),
         device=device,
-        dtype=torch.float16 if args.fp16 else torch.float32,
+        dtype="fp16" if args.fp16 else args.precision,
     )
     timed = timing.timed_plan(
         frames,

@@ -300,11 +300,12 @@ class _Inference:
 
     @torch.inference_mode()
     def encode(self, image: Tensor) -> PreparedFrame:
-        """Pad, clamp and encode a [1,C,H,W] frame (on any device) for the model; gray is replicated to RGB."""
-        image = image.to(self.device, non_blocking=True).clamp(0.0, 1.0)
+        """Pad, clamp and encode a [1,C,H,W] frame (on any device) for the model; gray is replicated to RGB.
+        The image stays float32 for the final blend (the network reads it in its own precision)."""
+        image = image.to(self.device, torch.float32, non_blocking=True).clamp(0.0, 1.0)
         if image.shape[1] == 1:
             image = image.expand(-1, 3, -1, -1)
-        return self.net.prepare(pad_to_multiple(image.to(self.dtype), self.multiple).contiguous())
+        return self.net.prepare(pad_to_multiple(image, self.multiple).contiguous())
 
     @torch.inference_mode()
     def between(self, pairs: Sequence[tuple[PreparedFrame, PreparedFrame]], t: Sequence[float], size) -> Tensor:

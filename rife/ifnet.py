@@ -278,12 +278,20 @@ class IFNet(nn.Module):
             self.encode = encoder
 
     @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
     def blocks(self) -> list[IFBlock]:
         return [getattr(self, f"block{i}") for i in range(self.spec.num_blocks)]
 
     def prepare(self, image: Tensor) -> PreparedFrame:
-        """Encode a padded frame batch [N,C,H,W] once for any number of later :meth:`flow` calls."""
-        rgb = image[:, :3]
+        """Encode a padded frame batch [N,C,H,W] once for any number of later :meth:`flow` calls.
+
+        ``image`` may be in a wider float type than the network (fp32 for a bf16/fp16 net): the blocks see it
+        in the network's precision, while :func:`blend` warps the image as given, so the output's pixels are
+        not rounded to the network's precision."""
+        rgb = image[:, :3].to(self.dtype)
         stack = rgb if self.spec.encoder == "none" else torch.cat((rgb, self.encode(rgb)), 1)
         return PreparedFrame(image, stack)
 
@@ -307,7 +315,7 @@ class IFNet(nn.Module):
         height, width = frame0.image.shape[-2:]
         if grid is None or not grid.fits(height, width):
             grid = WarpGrid.for_size(height, width, frame0.image.device)
-        t = timestep.to(frame0.image.dtype).view(n, 1, 1, 1)
+        t = timestep.to(frame0.stack.dtype).view(n, 1, 1, 1)
         scales = [s / scale for s in self.spec.scale_list]
         retried = False
         i = 0
@@ -463,7 +471,7 @@ def blend(img0: Tensor, img1: Tensor, flow: Tensor, mask_logit: Tensor, grid: Wa
     if grid is None or not grid.fits(*flow.shape[-2:]):
         grid = WarpGrid.for_size(*flow.shape[-2:], flow.device)
     warped0, warped1 = warp(img0, flow[:, :2], grid), warp(img1, flow[:, 2:4], grid)
-    return torch.lerp(warped1, warped0, torch.sigmoid(mask_logit))  # one pass instead of four
+    return torch.lerp(warped1, warped0, torch.sigmoid(mask_logit.to(warped0.dtype)))  # one pass instead of four
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
