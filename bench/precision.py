@@ -67,7 +67,8 @@ def main() -> None:
     parser.add_argument("--frames", type=Path, default=REPO.parent / "shared" / "frames")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    print(f"native bf16 on this CPU: {cpu_has_native_bf16()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    threads = torch.get_num_threads()
+    print(f"native bf16 on this CPU: {cpu_has_native_bf16()}, torch {torch.__version__}, {threads} threads")
     frames = sorted(args.frames.glob("0*.png"))
     clips = {
         "real clip 256x135 x4": (read_clip(frames), 4),
