@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .arch import check_ensemble
 from .errors import InvalidInputError, OutOfMemory, RIFEError
 from .ifnet import PreparedFrame, WarpGrid, blend, pad_to_multiple
 from .memory import FreeMemory, MemoryPolicy, is_out_of_memory
@@ -56,13 +57,15 @@ def interpolate(
     progress: Progress | None = None,
     batch_size: int | None = None,
     free_memory: FreeMemory | None = None,
+    ensemble: bool = False,
 ) -> Tensor:
     """Interpolate a clip ``frames`` [B,H,W,C] to ``(B-1)*multiplier + 1`` frames (``B*multiplier`` with loop).
 
     Originals are copied exactly to positions ``k*multiplier``; see :func:`run_plan` for input handling."""
     check_frames(frames)
     plan = clip_plan(frames.shape[0], multiplier, mode, loop=loop)
-    return run_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, free_memory=free_memory)
+    options = {"batch_size": batch_size, "free_memory": free_memory, "ensemble": ensemble}
+    return run_plan(model, frames, plan, scale=scale, progress=progress, **options)
 
 
 def stream_interpolate(
@@ -76,12 +79,12 @@ def stream_interpolate(
     progress: Progress | None = None,
     batch_size: int | None = None,
     free_memory: FreeMemory | None = None,
+    ensemble: bool = False,
 ) -> Iterator[Tensor]:
     """Streaming :func:`interpolate`: ``frames`` is a lazy sequence of [H,W,C] frames; yields [H,W,C] frames."""
     plan = clip_plan(len(frames), multiplier, mode, loop=loop)
-    return stream_plan(
-        model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, free_memory=free_memory
-    )
+    options = {"batch_size": batch_size, "free_memory": free_memory, "ensemble": ensemble}
+    return stream_plan(model, frames, plan, scale=scale, progress=progress, **options)
 
 
 def run_plan(
@@ -93,6 +96,7 @@ def run_plan(
     progress: Progress | None = None,
     batch_size: int | None = None,
     free_memory: FreeMemory | None = None,
+    ensemble: bool = False,
 ) -> Tensor:
     """Execute ``plan`` on ``frames`` [B,H,W,C] (C = 1, 3 or 4) and return [plan.num_outputs,H,W,C] float32 on
     ``frames.device``, written into one preallocated tensor.
@@ -105,7 +109,8 @@ def run_plan(
     if plan.num_frames != frames.shape[0]:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {frames.shape[0]} were given.")
     check_finite(frames)
-    scheduler = _checked_scheduler(model, frames, plan, scale, progress, batch_size, free_memory, private=False)
+    options = {"batch_size": batch_size, "free_memory": free_memory, "ensemble": ensemble}
+    scheduler = _checked_scheduler(model, frames, plan, scale, progress, **options, private=False)
     out = torch.empty((plan.num_outputs, *frames.shape[1:]), dtype=torch.float32, device=frames.device)
     for index, frame in enumerate(scheduler.run()):
         out[index] = frame
@@ -121,24 +126,27 @@ def stream_plan(
     progress: Progress | None = None,
     batch_size: int | None = None,
     free_memory: FreeMemory | None = None,
+    ensemble: bool = False,
 ) -> Iterator[Tensor]:
     """Execute ``plan`` and yield its output frames [H,W,C] float32 in order.
 
     ``frames`` needs only ``len()`` and ``frames[i]`` -> [H,W,C]; each source frame is read about once.
     Yielded frames belong to the caller (originals are copies, not the caller's own tensors)."""
-    return _checked_scheduler(model, frames, plan, scale, progress, batch_size, free_memory, private=True).run()
+    options = {"batch_size": batch_size, "free_memory": free_memory, "ensemble": ensemble}
+    return _checked_scheduler(model, frames, plan, scale, progress, **options, private=True).run()
 
 
-def _checked_scheduler(model, frames, plan, scale, progress, batch_size, free_memory, *, private: bool):
+def _checked_scheduler(model, frames, plan, scale, progress, *, batch_size, free_memory, ensemble, private: bool):
     """Validate every option before any work, then build the run's pieces."""
     scale = check_scale(scale)
+    check_ensemble(model.spec, ensemble)
     if len(frames) != plan.num_frames:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {len(frames)} were given.")
     check_batch_size(batch_size)
     if free_memory is not None and not callable(free_memory):
         raise InvalidInputError(f"free_memory must be a function without arguments, got {free_memory!r}.")
     out_device = frames.device if isinstance(frames, Tensor) else torch.device("cpu")
-    inference = _Inference(model, scale, out_device)
+    inference = _Inference(model, scale, out_device, ensemble=ensemble)
     store = _FrameStore(frames, plan, out_device, inference.encode, private_copies=private)
     policy = MemoryPolicy(
         batch_size or DEFAULT_BATCH.get(model.device.type, 1), model.device, store.describe(scale), free_memory
@@ -292,8 +300,9 @@ class _Inference:
     """The model side of a run: encodes anchors and computes in-betweens on the model's device and precision.
     The one place that calls the network."""
 
-    def __init__(self, model: RIFEModel, scale: float, out_device: torch.device) -> None:
+    def __init__(self, model: RIFEModel, scale: float, out_device: torch.device, *, ensemble: bool) -> None:
         self.net, self.scale, self.out_device = model.net, scale, out_device
+        self.ensemble = ensemble  # the official option: every block also sees the reversed pair
         self.device, self.dtype = model.device, model.dtype
         self.multiple = model.pad_multiple(scale)
         self.grid: WarpGrid | None = None  # warp grid of the padded frame size, built by the first in-between
@@ -316,7 +325,7 @@ class _Inference:
         if self.grid is None:
             self.grid = WarpGrid.for_size(*a.image.shape[-2:], self.device)
         timestep = torch.tensor(t, dtype=torch.float32, device=self.device)
-        flow, mask = self.net.flow(a, b, timestep, scale=self.scale, grid=self.grid)
+        flow, mask = self.net.flow(a, b, timestep, scale=self.scale, grid=self.grid, ensemble=self.ensemble)
         out = blend(a.image, b.image, flow, mask, self.grid)
         height, width, channels = size
         out = out[:, :channels, :height, :width].float()

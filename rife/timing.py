@@ -28,6 +28,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
+from .arch import check_ensemble
 from .engine import check_batch_size, run_plan, stream_plan
 from .errors import InvalidInputError
 from .model import RIFEModel, check_scale
@@ -432,6 +433,7 @@ def retime(
     progress: Progress | None = None,
     batch_size: int | None = None,
     free_memory: Callable[[], None] | None = None,
+    ensemble: bool = False,
     **timed_plan_options,
 ) -> RetimeResult:
     """Run :func:`timed_plan` on ``frames`` ([B,H,W,C] tensor or a lazy sequence of [H,W,C] frames) with the
@@ -440,8 +442,10 @@ def retime(
     With a multiplier (and no cuts or held runs found) the frames equal :func:`rife.interpolate`'s exactly."""
     scale = check_scale(scale)
     check_batch_size(batch_size)
+    check_ensemble(model.spec, ensemble)
     info = timed_plan(frames, **timed_plan_options)
-    options = {"scale": scale, "progress": progress, "batch_size": batch_size, "free_memory": free_memory}
+    options = {"scale": scale, "progress": progress, "batch_size": batch_size}
+    options |= {"free_memory": free_memory, "ensemble": ensemble}
     if isinstance(frames, Tensor):
         out = run_plan(model, frames, info.plan, **options)
     else:  # one preallocated output, as run_plan does, instead of a list and a stacked copy of it
