@@ -251,7 +251,7 @@ def test_cli_ensemble_writes_the_library_frames(tmp_path: Path, frames_dir: Path
     inp, out = tmp_path / "in", tmp_path / "out"
     make_clip(frames_dir, inp, count=2)
     checkpoint = _checkpoint(synthetic, "4.13", tmp_path)
-    status = main(["--model", str(checkpoint), "--img", str(inp), "--output", str(out), "--ensemble"])
+    status = main(["--model", str(checkpoint), "--img", str(inp), "--output", str(out), "--ensemble", "--precision", "fp32"])
     stdout = capsys.readouterr().out
     assert status == 0
     assert "x2 direct, ensemble" in stdout
