@@ -33,13 +33,15 @@ from .arch import check_ensemble
 from .errors import InvalidInputError, OutOfMemory, RIFEError
 from .ifnet import PreparedFrame, WarpGrid, blend, pad_to_multiple
 from .memory import FreeMemory, MemoryPolicy, is_out_of_memory
-from .model import RIFEModel, check_scale
+from .model import RIFEModel
 from .schedule import Copy, Gen, Interp, Mode, Plan, Ref, Segment, clip_plan
+from .validate import check_batch_size as check_batch_size
+from .validate import check_frames as check_frames
+from .validate import check_pixel_values, check_scale
 
 Progress = Callable[[int, int], None]
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4, "mps": 2}
 MAX_CPU_WORKERS = 4
-FINITE_SCAN_ELEMENTS = 1 << 22  # values checked for NaN/inf per reduction (then per frame, to name them)
 
 
 class _Stopped(Exception):
@@ -108,7 +110,7 @@ def run_plan(
     check_frames(frames)
     if plan.num_frames != frames.shape[0]:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {frames.shape[0]} were given.")
-    check_finite(frames)
+    check_pixel_values(frames)
     options = {"batch_size": batch_size, "free_memory": free_memory, "ensemble": ensemble}
     scheduler = _checked_scheduler(model, frames, plan, scale, progress, **options, private=False)
     out = torch.empty((plan.num_outputs, *frames.shape[1:]), dtype=torch.float32, device=frames.device)
@@ -142,7 +144,7 @@ def _checked_scheduler(model, frames, plan, scale, progress, *, batch_size, free
     check_ensemble(model.spec, ensemble)
     if len(frames) != plan.num_frames:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {len(frames)} were given.")
-    check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size)
     if free_memory is not None and not callable(free_memory):
         raise InvalidInputError(f"free_memory must be a function without arguments, got {free_memory!r}.")
     out_device = frames.device if isinstance(frames, Tensor) else torch.device("cpu")
@@ -154,51 +156,9 @@ def _checked_scheduler(model, frames, plan, scale, progress, *, batch_size, free
     return _Scheduler(plan, store, inference, policy, progress)
 
 
-def check_batch_size(batch_size: int | None) -> None:
-    """Raise :class:`InvalidInputError` unless ``batch_size`` is None (automatic) or a positive integer."""
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-
-
-def check_frames(frames: Tensor) -> None:
-    """Raise :class:`InvalidInputError` unless ``frames`` is a non-empty [B,H,W,C] image batch."""
-    if not isinstance(frames, Tensor):
-        raise InvalidInputError(f"frames must be a torch.Tensor [B,H,W,C], got {type(frames).__name__}.")
-    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
-        raise InvalidInputError(
-            f"frames must be a [B,H,W,C] image batch with C = 1, 3 or 4 channels, got shape {tuple(frames.shape)}."
-        )
-    if frames.shape[0] == 0:
-        raise InvalidInputError("Cannot interpolate an empty batch: at least one frame is needed.")
-    if frames.shape[1] == 0 or frames.shape[2] == 0:
-        raise InvalidInputError(f"Frames have no pixels: shape {tuple(frames.shape)}.")
-    if not (frames.is_floating_point() or frames.dtype == torch.uint8):
-        raise InvalidInputError(f"frames must be float (0..1) or uint8 (0..255), got {frames.dtype}.")
-
-
-def check_finite(frames: Tensor) -> None:
-    """Raise :class:`InvalidInputError` naming the frames that hold NaN or infinite values.
-
-    Scans a few frames at a time with a min/max reduction (NaN propagates, infinities are the extremes), so it
-    allocates no temporary beyond a few numbers however long the clip is."""
-    if not frames.is_floating_point():
-        return
-    step = max(1, FINITE_SCAN_ELEMENTS // max(1, frames[0].numel()))
-    bad: list[int] = []
-    for start in range(0, frames.shape[0], step):
-        chunk = frames[start : start + step]
-        if not is_finite(chunk):
-            bad += [start + k for k in range(chunk.shape[0]) if not is_finite(chunk[k])]
-    if bad:
-        shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-        raise InvalidInputError(
-            f"{len(bad)} input frame(s) contain NaN or infinite pixel values (frames {shown}); "
-            "fix the node or file that produced them."
-        )
-
-
 def is_finite(values: Tensor) -> bool:
-    """Whether every value is finite, without a temporary the size of ``values``."""
+    """Whether every value is finite, without a temporary the size of ``values`` (a min/max reduction: NaN
+    propagates, infinities are the extremes)."""
     if values.numel() == 0:
         return True
     if values.device.type == "mps":  # no aminmax on older MPS builds
@@ -266,8 +226,7 @@ class _FrameStore:
                 f"All frames must have the same size: frame {index} is {tuple(frame.shape)}, the first was {self.size}."
             )
         frame = as_float_frame(frame).to(self.out_device)
-        if not is_finite(frame):
-            raise InvalidInputError(f"Frame {index} contains NaN or infinite pixel values.")
+        check_pixel_values(frame, f"frame {index}")
         self.raw[index] = frame
         return frame
 

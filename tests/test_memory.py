@@ -13,9 +13,9 @@ from torch import Tensor
 
 import rife
 from rife import OutOfMemory
-from rife.engine import check_finite
 from rife.memory import is_out_of_memory
 from rife.timing import retime
+from rife.validate import check_pixel_values
 
 CPU_OOM = (
     "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate "
@@ -179,8 +179,8 @@ def test_nan_scan_memory_is_bounded() -> None:
     """The up-front NaN scan of a 180 MiB clip adds at most a few MiB (measured: 0); the whole-clip scan it
     replaced adds ~300 MiB in the same measurement (so the measurement does see such temporaries)."""
     frames = torch.rand(60, 512, 512, 3)
-    check_finite(frames[:4])  # first use of the kernels and the allocator's arenas
-    chunked = measure_peak(lambda: check_finite(frames))
+    check_pixel_values(frames[:4])  # first use of the kernels and the allocator's arenas
+    chunked = measure_peak(lambda: check_pixel_values(frames))
     whole_clip = measure_peak(lambda: (~torch.isfinite(frames)).flatten(1).any(1))
     assert whole_clip >= 100, whole_clip
     assert chunked <= 16, f"the NaN scan raised the peak by {chunked:.0f} MiB"
@@ -191,11 +191,11 @@ def test_nan_scan_still_names_every_bad_frame() -> None:
     for index in (0, 13, 14, 39):
         frames[index, 5, 7, index % 3] = float("nan") if index % 2 else float("inf")
     with pytest.raises(rife.InvalidInputError, match=r"4 input frame\(s\) .*frames 0, 13, 14, 39\)"):
-        check_finite(frames)
+        check_pixel_values(frames)
     huge = torch.zeros(2, 2100, 2100, 1)  # frames over the per-step budget: one at a time
     huge[0, 2099, 2099] = float("nan")
     with pytest.raises(rife.InvalidInputError, match=r"frames 0\)"):
-        check_finite(huge)
+        check_pixel_values(huge)
 
 
 # ------------------------------------------------------------------------------------------ ordinary tensors
