@@ -49,7 +49,8 @@ class _DerivedWeights(nn.Module):
     def derived(self, key: Any, compute: Callable[[], Any]) -> Any:
         if torch.is_grad_enabled():
             return compute()
-        stamp = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        # inference tensors (weights loaded under inference mode, as ComfyUI does) keep no version counter
+        stamp = tuple((p.data_ptr(), 0 if p.is_inference() else p._version) for p in self.parameters())
         hit = self._derived.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]

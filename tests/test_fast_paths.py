@@ -166,3 +166,13 @@ def test_derived_weights_are_not_cached_while_training(synthetic) -> None:
     net(img, img.flip(-1), torch.tensor([0.5])).mean().backward()
     assert net.block4.lastconv[0].weight.grad is not None and net.block0.convblock[0].beta.grad is not None
     assert not net.block4._derived
+
+
+def test_derived_weights_work_with_parameters_loaded_in_inference_mode(synthetic) -> None:
+    """ComfyUI loads weights under inference mode: such parameters have no version counter."""
+    with torch.inference_mode():
+        net = rife.ifnet.IFNet(ARCHS["4.25"])
+        net.load_state_dict(synthetic_tensors(synthetic, "4.25"))
+        img = torch.rand(1, 3, 64, 64, generator=gen(6))
+        first = net(img, img.flip(-1), torch.tensor([0.5]))
+        assert torch.equal(net(img, img.flip(-1), torch.tensor([0.5])), first)
