@@ -78,8 +78,16 @@ def _interpolation_parser() -> _Parser:
         "Subcommand: python -m rife download VERSION [--dest DIR] | --list",
     )
     parser.add_argument("--model", type=Path, help=f"checkpoint file or folder (default: {DEFAULT_MODEL})")
-    parser.add_argument("--img", type=Path, required=True, help="input folder of frames named by number (0000000.png)")
-    parser.add_argument("--output", type=Path, default=Path(DEFAULT_OUTPUT), help="output folder (default: vid_out)")
+    parser.add_argument("--img", type=Path, help="input folder of frames named by number (0000000.png)")
+    parser.add_argument("--video", type=Path, help="input video file (anything FFmpeg reads; needs PyAV)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path(DEFAULT_OUTPUT),
+        help="output folder, or a video file ending in .mp4/.mkv/.mov/.webm (default: vid_out)",
+    )
+    parser.add_argument("--codec", help="video encoder for a video --output (default libx264; libvpx-vp9 for .webm)")
+    parser.add_argument("--crf", type=int, help="encoder quality, lower is better (default 18)")
     parser.add_argument("--multi", type=int, help="output frames per input frame: N-1 new frames per pair (default 2)")
     parser.add_argument("--scale", type=float, help="flow resolution: 0.25, 0.5, 1, 2 or 4 (default 1; 0.5 for 4K)")
     parser.add_argument("--UHD", action="store_true", help="4K input: same as --scale 0.5 unless --scale is given")
@@ -109,6 +117,12 @@ def _interpolate_command(argv: list[str]) -> int:
         raise UsageError(f"--scene-threshold must be 0 (off) or positive, got {args.scene_threshold}")
     fps_in = _parse_fps("--fps-in", args.fps_in)
     fps_out = _parse_fps("--fps-out", args.fps_out)
+    if (args.img is None) == (args.video is None):
+        raise UsageError("give the input as --img FOLDER or --video FILE (one of them)")
+    if args.video is not None or _is_video_name(args.output):
+        from .cli_video import video_command
+
+        return video_command(args, model_path=args.model, device=device, mode=mode, scale=scale, multiplier=multiplier)
 
     imageio = _import_imageio()
     frames = imageio.FrameFolder(args.img)
@@ -176,7 +190,7 @@ def _check_options(args: argparse.Namespace) -> tuple[str, float, int | None]:
     if args.fps_out is not None:
         if args.multi is not None:
             raise UsageError("give --multi or --fps-out, not both (the output rate is fps-in x multi)")
-        if args.fps_in is None:
+        if args.fps_in is None and getattr(args, "video", None) is None:
             raise UsageError("--fps-out needs --fps-in (the input frame rate)")
         if mode != "direct":
             raise UsageError(f"frame rate conversion (--fps-out) works in direct mode only, not {mode}")
@@ -187,6 +201,10 @@ def _check_options(args: argparse.Namespace) -> tuple[str, float, int | None]:
     if mode == "bisect" and multiplier & (multiplier - 1):
         raise UsageError(f"--mode bisect needs a power of two for --multi (2, 4, 8, ...), got {multiplier}")
     return mode, scale, multiplier
+
+
+def _is_video_name(path: Path) -> bool:
+    return path.suffix.lower() in (".mp4", ".mkv", ".mov", ".webm")
 
 
 def _parse_fps(flag: str, value: str | None) -> Fraction | None:
@@ -306,7 +324,13 @@ class _ProgressBar(_TerminalLine):
         filled = self.WIDTH * done // self.total if self.total else self.WIDTH
         rate = done / max(time.perf_counter() - self.start, 1e-9)
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self._draw(f"[{bar}] {done}/{self.total} {self.unit} ({rate:.1f}/s)", final=done >= self.total)
+        eta = f", ETA {_clock((self.total - done) / rate)}" if rate > 0 and done < self.total else ""
+        self._draw(f"[{bar}] {done}/{self.total} {self.unit} ({rate:.1f}/s{eta})", final=done >= self.total)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
 
 
 # ------------------------------------------------------------------------------------------------ download

@@ -50,6 +50,8 @@ WEBM_CODEC = "libvpx-vp9"
 DEFAULT_CRF = 18
 TEMP_PREFIX = ".rife-tmp-"
 _CRF_CODECS = {"libx264", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"}
+_RATE_SNAP = Fraction(1, 10_000)  # relative distance within which a stored rate is read as a simple fraction
+_COMMON_DENOMINATORS = (1, 1001, 2)
 _DECODE_CACHE = 2  # decoded frames kept for a repeated read (held slots of a resampled clip read one frame twice)
 
 Progress = Callable[[int, int], None]
@@ -136,16 +138,38 @@ def probe_video(path: str | os.PathLike[str], *, fps: Fraction | None = None) ->
                 first = frame
             if frame.pts is None:
                 raise VideoError(f"{path}: frame {index} has no timestamp; remux the file (ffmpeg -i IN -c copy OUT)")
+            if frame.is_corrupt:
+                raise VideoError(f"{path}: frame {index} (at {float(frame.time):.3f} s) is damaged")
             times.append(frame.pts * stream.time_base)
             last = frame
         if first is None:
             raise VideoError(f"{path}: the video stream holds no frames")
+        rates = _candidate_rates(stream)
+        last_duration = last.duration * stream.time_base if last.duration else (1 / rates[0] if rates else None)
+        _check_complete(path, container, stream, times, last_duration)
         audio = tuple(s.codec_context.name for s in container.streams.audio)
-        rates = [r for r in (stream.guessed_rate, stream.average_rate) if r]
-        last_duration = last.duration * stream.time_base if last.duration else None
         return _describe(path, stream, first, times, last_duration, rates, fps, audio)
     finally:
         container.close()
+
+
+def _check_complete(path: Path, container, stream, times: list[Fraction], last_duration: Fraction | None) -> None:
+    """Raise when the frames end well before the length the file declares (a damaged or cut-off file whose
+    demuxer stopped early: FFmpeg reports that as a normal end)."""
+    if stream.duration is not None:
+        declared = Fraction(stream.duration) * stream.time_base
+    elif container.duration is not None:
+        declared = Fraction(container.duration, 1_000_000) - Fraction(stream.start_time or 0) * stream.time_base
+    else:
+        return
+    frame = last_duration or Fraction(1, 25)
+    decoded = times[-1] - times[0] + frame
+    if decoded < declared - max(Fraction(1), 2 * frame):
+        raise VideoError(
+            f"{path}: the video stream stops after frame {len(times) - 1} (at {float(times[-1]):.3f} s) but the "
+            f"file says it lasts {float(declared):.3f} s: it is damaged or cut off. To use the readable part, "
+            "remux it first (ffmpeg -i IN -c copy OUT)"
+        )
 
 
 def _describe(path, stream, first, times, last_duration, rates, fps, audio) -> VideoInfo:
@@ -156,15 +180,12 @@ def _describe(path, stream, first, times, last_duration, rates, fps, audio) -> V
     candidates = [fps] if fps is not None else rates
     if not candidates:
         raise VideoError(f"{path}: the stream has no frame rate; give it with --fps-in (fps_in)")
-    slots = None
-    for rate in candidates:
-        slots = _slots(times, rate, last_duration)
-        if slots == list(range(len(times))):
-            rate_used, variable = rate, False
-            break
-    else:
-        rate_used = candidates[-1] if fps is not None else timing.parse_fps(float(candidates[-1]))
-        slots, variable = _slots(times, rate_used, last_duration), True
+    identity = list(range(len(times)))
+    rate_used = next((r for r in candidates if _slots(times, r, last_duration) == identity), None)
+    variable = rate_used is None
+    if variable:
+        rate_used = fps if fps is not None else _resampling_rate(stream)
+    slots = _slots(times, rate_used, last_duration)
     fmt = first.format
     return VideoInfo(
         path=path,
@@ -183,8 +204,32 @@ def _describe(path, stream, first, times, last_duration, rates, fps, audio) -> V
         display_matrix=_display_matrix(first),
         audio_codecs=audio,
         variable_rate=variable,
-        source_index=None if slots == list(range(len(times))) else tuple(slots),
+        source_index=None if slots == identity else tuple(slots),
     )
+
+
+def _candidate_rates(stream) -> list[Fraction]:
+    """The stream's guessed and average rates, each first as the nearby common rate (``n``, ``n/2`` or
+    ``n*1000/1001``) when within 1e-4: Matroska stores times in ms and frame durations in ns, so 60000/1001
+    reads back as 19001/317. The frames' timestamps then decide which candidate holds."""
+    rates: list[Fraction] = []
+    for rate in (stream.guessed_rate, stream.average_rate):
+        if rate:
+            rate = Fraction(rate)
+            near = [Fraction(round(rate * den), den) for den in _COMMON_DENOMINATORS]
+            rates += [r for r in near if r > 0 and abs(r - rate) <= rate * _RATE_SNAP] + [rate]
+    return list(dict.fromkeys(rates))
+
+
+def _resampling_rate(stream) -> Fraction:
+    """The constant rate for a variable-rate stream: FFmpeg's guessed (base) rate, unless it is far above
+    the average (a time base rather than a frame rate), then the average as a readable fraction."""
+    guessed, average = stream.guessed_rate, stream.average_rate
+    if guessed and (not average or guessed <= 2 * average):
+        return Fraction(guessed).limit_denominator(1001)
+    if not average:
+        raise VideoError("the stream has no usable frame rate; give one with --fps-in (fps_in)")
+    return timing.parse_fps(float(average))
 
 
 def _slots(times: list[Fraction], rate: Fraction, last_duration: Fraction | None) -> list[int]:
@@ -727,8 +772,6 @@ def interpolate_video(
     assert timed.fps_out is not None
     step = info.fps / timed.fps_out
     plan = timed.plan if loop else with_held_tail(timed.plan, math.ceil(info.num_frames / step), step)
-    if on_start is not None:
-        on_start(info, timed, notes)
     extra: dict[str, Any] = {}  # keywords other parts of the library grew; passed only when used
     if ensemble:
         extra["ensemble"] = True
@@ -750,6 +793,8 @@ def interpolate_video(
     else:
         sink = _FolderSink(output, source, info.bits, info.width, info.height, overwrite)
     try:
+        if on_start is not None:
+            on_start(info, timed, notes)
         with _open_frames(info) as frames:
             stream = stream_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, **extra)
             for frame in stream:
