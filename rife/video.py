@@ -139,7 +139,9 @@ def probe_video(path: str | os.PathLike[str], *, fps: Fraction | None = None) ->
             if frame.pts is None:
                 raise VideoError(f"{path}: frame {index} has no timestamp; remux the file (ffmpeg -i IN -c copy OUT)")
             if frame.is_corrupt:
-                raise VideoError(f"{path}: frame {index} (at {float(frame.time):.3f} s) is damaged")
+                raise VideoError(
+                    f"{path}: the video stream fails at frame {index} (at {float(frame.time):.3f} s): damaged data"
+                )
             times.append(frame.pts * stream.time_base)
             last = frame
         if first is None:
@@ -398,10 +400,10 @@ def encode_settings(output: Path, codec: str | None, crf: int | None, bits: int,
         raise InvalidInputError(f"{codec} is an {encoder.type} encoder; --codec needs a video encoder")
     probe = av.open(os.devnull, "w", format=_container_format(suffix))
     try:
-        supported = probe.supported_codecs
+        supported = getattr(probe, "supported_codecs", None)  # PyAV >= 13; older ones fail at the header
     finally:
         probe.close()
-    if codec not in supported and encoder.name not in supported:
+    if supported is not None and codec not in supported and encoder.name not in supported:
         raise InvalidInputError(
             f"A {suffix} file cannot hold {codec} video: choose another --codec "
             f"({'libvpx-vp9 or libsvtav1' if suffix == '.webm' else 'libx264, libx265'}) or another extension"
@@ -435,10 +437,10 @@ class _AudioCarrier:
         self.input = av.open(str(source), "r")
         self.streams = list(self.input.streams.audio)
         self.routes: dict[int, tuple[Any, Any]] = {}  # input stream index -> (output stream, resampler | None)
-        supported = output.supported_codecs
+        supported = getattr(output, "supported_codecs", None)
         for stream in self.streams:
             name = stream.codec_context.name
-            if name in supported:
+            if supported is None or name in supported:
                 self.routes[stream.index] = (output.add_stream_from_template(stream), None)
                 notes.append(f"audio {name} copied")
             else:
@@ -518,7 +520,7 @@ class VideoWriter:
         notes: list[str],
     ) -> None:
         av = require_av()
-        self.output, self.fps, self.settings, self.color = output, fps, settings, color
+        self.output, self.fps, self.settings, self.color, self.notes = output, fps, settings, color, notes
         self.size = (height, width)
         self.padded = (height + height % 2, width + width % 2)
         if self.padded != self.size:
@@ -553,8 +555,10 @@ class VideoWriter:
         context.colorspace = self.color.colorspace
         context.color_primaries = self.color.primaries
         context.color_trc = self.color.transfer
-        if display_matrix is not None:
+        if display_matrix is not None and hasattr(stream, "set_display_matrix"):
             stream.set_display_matrix(display_matrix)
+        elif display_matrix is not None:
+            self.notes.append("this PyAV cannot write the rotation (PyAV >= 18 can): the output shows unrotated")
         return stream
 
     def write(self, frame: Tensor) -> None:
