@@ -119,6 +119,8 @@ def _interpolate_command(argv: list[str]) -> int:
     fps_out = _parse_fps("--fps-out", args.fps_out)
     if (args.img is None) == (args.video is None):
         raise UsageError("give the input as --img FOLDER or --video FILE (one of them)")
+    if (args.codec is not None or args.crf is not None) and not _is_video_name(args.output):
+        raise UsageError("--codec and --crf apply to a video --output (.mp4, .mkv, .mov or .webm)")
     if args.video is not None or _is_video_name(args.output):
         from .cli_video import video_command
 

@@ -68,6 +68,7 @@ def video_command(
             loop=args.loop,
             scene_threshold=scene_threshold,
             dedupe=args.dedupe,
+            ensemble=getattr(args, "ensemble", False),
             codec=args.codec,
             crf=18 if args.crf is None else args.crf,
             overwrite=args.overwrite,

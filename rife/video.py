@@ -39,10 +39,10 @@ import torch
 from torch import Tensor
 
 from . import timing
-from .engine import stream_plan
+from .engine import check_batch_size, stream_plan
 from .errors import InvalidInputError, RIFEError, VideoError
-from .model import RIFEModel
-from .schedule import Copy, Mode, Plan, Segment
+from .model import RIFEModel, check_scale
+from .schedule import Copy, Mode, Plan, Segment, check_multiplier
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm")
 DEFAULT_CODEC = "libx264"
@@ -386,9 +386,9 @@ class EncodeSettings:
     bits: int
 
 
-def encode_settings(output: Path, codec: str | None, crf: int | None, bits: int, notes: list[str]) -> EncodeSettings:
-    """Check that ``output``'s container holds ``codec`` (default H.264, VP9 for .webm) and pick 4:2:0 at
-    the source's depth where the encoder has it (10/12-bit), else 8-bit (said in ``notes``)."""
+def check_codec(output: Path, codec: str | None) -> str:
+    """The encoder for ``output`` (default H.264, VP9 for .webm), checked to exist, to be a video encoder and
+    to fit ``output``'s container; raises :class:`InvalidInputError` saying what to choose otherwise."""
     av = require_av()
     suffix = output.suffix.lower()
     codec = codec or (WEBM_CODEC if suffix == ".webm" else DEFAULT_CODEC)
@@ -408,9 +408,20 @@ def encode_settings(output: Path, codec: str | None, crf: int | None, bits: int,
             f"A {suffix} file cannot hold {codec} video: choose another --codec "
             f"({'libvpx-vp9 or libsvtav1' if suffix == '.webm' else 'libx264, libx265'}) or another extension"
         )
+    return codec
+
+
+def check_crf(crf: int | None) -> int | None:
     if crf is not None and (isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 63):
         raise InvalidInputError(f"crf must be an integer from 0 (lossless) to 63, got {crf!r}")
-    formats = {f.name for f in encoder.video_formats or ()}
+    return crf
+
+
+def encode_settings(codec: str, crf: int | None, bits: int, notes: list[str]) -> EncodeSettings:
+    """4:2:0 at the source's depth where the encoder has it (10/12-bit), else 8-bit (said in ``notes``);
+    ``crf`` is used by the encoders that have it."""
+    av = require_av()
+    formats = {f.name for f in av.Codec(codec, "w").video_formats or ()}
     pix_fmt = "yuv420p"
     if bits > 8:
         deep = [f"yuv420p{b}le" for b in (12, 10) if b <= max(bits, 10) and f"yuv420p{b}le" in formats]
@@ -478,7 +489,8 @@ class _AudioCarrier:
             if packet.dts is None:
                 return  # the demuxer's end-of-stream marker
             shift = round(self.offset / packet.time_base)
-            packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+            if shift and packet.pts is not None:
+                packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
             packet.stream = out
             self.output.mux(packet)
             return
@@ -751,12 +763,25 @@ def interpolate_video(
     once the schedule is known, before the first frame is computed (the CLI prints its summary there)."""
     source, output = Path(source), Path(output)
     notes: list[str] = []
+    # Every option is checked before the first pass, which decodes the whole clip.
     rate_in = None if fps_in is None else timing.parse_fps(fps_in)
+    rate_out = None if fps_out is None else timing.parse_fps(fps_out)
+    if rate_out is not None and multiplier is not None:
+        raise InvalidInputError("Give either multiplier or fps_out, not both: fps_out is the source rate * multiplier.")
+    if rate_out is None and multiplier is None:
+        multiplier = 2
+    if rate_out is not None and mode != "direct":
+        raise InvalidInputError(f"fps_out works in direct mode only, not {mode!r}; give a multiplier instead.")
+    if multiplier is not None:
+        check_multiplier(multiplier, mode)
+    check_scale(scale)
+    check_batch_size(batch_size)
     to_video = is_video_path(output)
     if to_video:
+        codec, crf = check_codec(output, codec), check_crf(crf)
         check_output_path(output, source, overwrite=overwrite)
     info = folder_info(source, rate_in) if source.is_dir() else probe_video(source, fps=rate_in)
-    settings = encode_settings(output, codec, crf, info.bits, notes) if to_video else None
+    settings = encode_settings(codec, crf, info.bits, notes) if to_video else None
     if info.variable_rate:
         notes.append(
             f"variable frame rate: resampled to a constant {info.fps} fps by timestamps ({info.decoded_frames} "
@@ -765,10 +790,10 @@ def interpolate_video(
     with _open_frames(info) as frames:
         timed = timing.timed_plan(
             frames,
-            multiplier=None if fps_out is not None else (2 if multiplier is None else multiplier),
+            multiplier=multiplier,
             mode=mode,
             fps_in=info.fps,
-            fps_out=fps_out,
+            fps_out=rate_out,
             loop=loop,
             scene_threshold=scene_threshold,
             dedupe=dedupe,

@@ -265,9 +265,24 @@ def test_cli_video_to_webm_reencodes_audio(real_weights, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
-def test_cli_needs_one_input(capsys):
+def test_cli_option_mistakes_are_usage_errors(tmp_path, capsys):
     assert cli.main(["--output", "x.mp4"]) == cli.EXIT_USAGE
     assert "--img FOLDER or --video FILE" in capsys.readouterr().err
+    assert cli.main(["--video", "a.mp4", "--img", "f", "--output", "x.mp4"]) == cli.EXIT_USAGE
+    assert cli.main(["--video", "a.mp4", "--output", str(tmp_path / "frames"), "--crf", "20"]) == cli.EXIT_USAGE
+    assert "--codec and --crf apply to a video --output" in capsys.readouterr().err
+
+
+def test_options_are_checked_before_reading_the_clip(real_model, tmp_path):
+    missing = tmp_path / "missing.mp4"  # never opened: each mistake is found first
+    with pytest.raises(InvalidInputError, match="either multiplier or fps_out"):
+        interpolate_video(real_model, missing, tmp_path / "o.mp4", multiplier=2, fps_out=60)
+    with pytest.raises(InvalidInputError, match="direct mode only"):
+        interpolate_video(real_model, missing, tmp_path / "o.mp4", fps_out=60, mode="recursive")
+    with pytest.raises(InvalidInputError, match="crf must be"):
+        interpolate_video(real_model, missing, tmp_path / "o.mp4", crf=99)
+    with pytest.raises(InvalidInputError, match="Unknown video encoder"):
+        interpolate_video(real_model, missing, tmp_path / "o.mkv", codec="nope264")
 
 
 def test_module_entry_point_runs_a_video(real_weights, tmp_path):
