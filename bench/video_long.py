@@ -11,7 +11,7 @@ and reports the best and median wall time of each and the video path's overhead 
 (``VmRSS`` from /proc/self/status) every 5 % of the outputs: flat means the last sample is no higher than the
 first ones by more than a frame or two (one 256x144 RGB float32 frame is 432 KiB).
 
-    python bench/video_long.py [--frames 1000] [--width 256] [--height 144] [--multi 2] [--rounds 2]
+    python bench/video_long.py [--frames 1000] [--width 256] [--height 144] [--multi 2] [--rounds 2] [--no-memory]
 
 Needs ../shared/weights/rife-v4.25.safetensors (or --model), PyAV and OpenCV. Linux only (reads /proc).
 """
@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--multi", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-memory", action="store_true", help="skip the instrumented memory run")
     shared = Path(__file__).resolve().parents[2] / "shared"
     parser.add_argument("--model", type=Path, default=shared / "weights" / "rife-v4.25.safetensors")
     args = parser.parse_args()
@@ -138,6 +139,8 @@ def main() -> None:
             pick = min if kind == "best" else statistics.median
             folder_s, video_s = pick(times["folder"]), pick(times["video"])
             print(f"{kind}: folder {folder_s:.1f} s, video {video_s:.1f} s, video/folder = {video_s / folder_s:.3f}")
+        if args.no_memory:
+            return
         samples = memory_profile(args.model, clip, folder / "mem.mp4", args.multi)
         print("RSS over the video run (outputs done: MiB): " + ", ".join(f"{d}: {k / 1024:.0f}" for d, k in samples))
         early = max(k for d, k in samples[: len(samples) // 4 + 1])

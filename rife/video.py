@@ -124,7 +124,8 @@ class VideoInfo:
 def probe_video(path: str | os.PathLike[str], *, fps: Fraction | None = None) -> VideoInfo:
     """Decode every frame of ``path``'s first video stream once (pixels are not converted) to learn its
     count, timestamps and format. ``fps`` resamples to that constant rate by timestamps; by default the
-    stream's own rate is kept when its timestamps follow it, and its average rate is used otherwise."""
+    stream's own rate is kept when its timestamps follow it, and a variable-rate stream is resampled to its
+    guessed rate (see :func:`_resampling_rate`)."""
     av = require_av()
     path = Path(path)
     container = _open_input(av, path)
@@ -156,13 +157,10 @@ def probe_video(path: str | os.PathLike[str], *, fps: Fraction | None = None) ->
 
 
 def _check_complete(path: Path, container, stream, times: list[Fraction], last_duration: Fraction | None) -> None:
-    """Raise when the frames end well before the length the file declares (a damaged or cut-off file whose
-    demuxer stopped early: FFmpeg reports that as a normal end)."""
-    if stream.duration is not None:
-        declared = Fraction(stream.duration) * stream.time_base
-    elif container.duration is not None:
-        declared = Fraction(container.duration, 1_000_000) - Fraction(stream.start_time or 0) * stream.time_base
-    else:
+    """Raise when the frames end well before the length the file declares for this stream (a damaged or
+    cut-off file whose demuxer stopped early: FFmpeg reports that as a normal end)."""
+    declared = _declared_duration(container, stream)
+    if declared is None:
         return
     frame = last_duration or Fraction(1, 25)
     decoded = times[-1] - times[0] + frame
@@ -172,6 +170,23 @@ def _check_complete(path: Path, container, stream, times: list[Fraction], last_d
             f"file says it lasts {float(declared):.3f} s: it is damaged or cut off. To use the readable part, "
             "remux it first (ffmpeg -i IN -c copy OUT)"
         )
+
+
+def _declared_duration(container, stream) -> Fraction | None:
+    """The video stream's length as the file states it: the stream's duration, Matroska's per-track DURATION
+    tag, or the file's duration when the video is its only stream (audio may legitimately run longer)."""
+    if stream.duration is not None:
+        return Fraction(stream.duration) * stream.time_base
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return (int(hours) * 60 + int(minutes)) * 60 + Fraction(seconds)
+        except ValueError:
+            return None
+    if container.duration is not None and len(container.streams) == 1:
+        return Fraction(container.duration, 1_000_000) - Fraction(stream.start_time or 0) * stream.time_base
+    return None
 
 
 def _describe(path, stream, first, times, last_duration, rates, fps, audio) -> VideoInfo:
@@ -307,6 +322,7 @@ class VideoFrames(Sequence):
         self._frames: Iterator[tuple[int, Any]] | None = None
         self._cache: dict[int, Tensor] = {}
         self._next = 0  # decoded frame index the decoder will produce next
+        self._converter = self._av.video.reformatter.VideoReformatter()  # one swscale context for every frame
 
     def __len__(self) -> int:
         return self.info.num_frames
@@ -351,7 +367,8 @@ class VideoFrames(Sequence):
     def _to_tensor(self, frame) -> Tensor:
         """RGB pixels with the stream's own matrix and range (the encoder uses the same, so copies round-trip)."""
         deep = self.info.bits > 8
-        rgb = frame.reformat(
+        rgb = self._converter.reformat(
+            frame,
             format="rgb48le" if deep else "rgb24",
             src_colorspace=self.info.color.sws_matrix,
             src_color_range=self.info.color.sws_range,
@@ -540,6 +557,7 @@ class VideoWriter:
                 f"odd size {width}x{height} padded to {self.padded[1]}x{self.padded[0]} (4:2:0 video needs even "
                 "sizes; the last column/row is repeated)"
             )
+        self.converter = av.video.reformatter.VideoReformatter()  # one swscale context for every frame
         self.temp = output.with_name(f"{TEMP_PREFIX}{output.name}")
         self.container = av.open(str(self.temp), "w", format=_container_format(output.suffix.lower()))
         self.audio: _AudioCarrier | None = None
@@ -587,7 +605,8 @@ class VideoWriter:
         if pad_h or pad_w:
             pixels = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         image = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb48le" if deep else "rgb24")
-        yuv = image.reformat(
+        yuv = self.converter.reformat(
+            image,
             format=self.settings.pix_fmt,
             dst_colorspace=self.color.sws_matrix,
             dst_color_range=self.color.sws_range,
