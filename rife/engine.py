@@ -19,6 +19,7 @@ from typing import TypeAlias
 import torch
 from torch import Tensor
 
+from .arch import check_ensemble
 from .errors import InvalidInputError, OutOfMemory, RIFEError
 from .ifnet import PreparedFrame, WarpGrid, blend, pad_to_multiple
 from .model import RIFEModel, check_scale
@@ -43,6 +44,7 @@ def interpolate(
     loop: bool = False,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    ensemble: bool = False,
 ) -> Tensor:
     """Interpolate a clip ``frames`` [B,H,W,C] to ``(B-1)*multiplier + 1`` frames (``B*multiplier`` with loop).
 
@@ -55,6 +57,7 @@ def interpolate(
         scale=scale,
         progress=progress,
         batch_size=batch_size,
+        ensemble=ensemble,
     )
 
 
@@ -68,10 +71,11 @@ def stream_interpolate(
     loop: bool = False,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    ensemble: bool = False,
 ) -> Iterator[Tensor]:
     """Streaming :func:`interpolate`: ``frames`` is a lazy sequence of [H,W,C] frames; yields [H,W,C] frames."""
     plan = clip_plan(len(frames), multiplier, mode, loop=loop)
-    return stream_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size)
+    return stream_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, ensemble=ensemble)
 
 
 def run_plan(
@@ -82,6 +86,7 @@ def run_plan(
     scale: float = 1.0,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    ensemble: bool = False,
 ) -> Tensor:
     """Execute ``plan`` on ``frames`` [B,H,W,C] (C = 1, 3 or 4) and return [plan.num_outputs,H,W,C] float32 on
     ``frames.device``, written into one preallocated tensor.
@@ -94,7 +99,7 @@ def run_plan(
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {frames.shape[0]} were given.")
     check_finite(frames)
     out = torch.empty((plan.num_outputs, *frames.shape[1:]), dtype=torch.float32, device=frames.device)
-    executor = _checked_executor(model, frames, plan, scale, progress, batch_size, private_copies=False)
+    executor = _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble, private_copies=False)
     for index, frame in enumerate(executor.run()):
         out[index] = frame
     return out
@@ -108,21 +113,23 @@ def stream_plan(
     scale: float = 1.0,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    ensemble: bool = False,
 ) -> Iterator[Tensor]:
     """Execute ``plan`` and yield its output frames [H,W,C] float32 in order.
 
     ``frames`` needs only ``len()`` and ``frames[i]`` -> [H,W,C]; each source frame is read about once.
     Yielded frames belong to the caller (originals are copies, not the caller's own tensors)."""
-    return _checked_executor(model, frames, plan, scale, progress, batch_size, private_copies=True).run()
+    return _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble, private_copies=True).run()
 
 
-def _checked_executor(model, frames, plan, scale, progress, batch_size, *, private_copies: bool) -> _Executor:
+def _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble, *, private_copies) -> _Executor:
     """Validate every option before any work, then build the executor."""
     scale = check_scale(scale)
+    check_ensemble(model.spec, ensemble)
     if len(frames) != plan.num_frames:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {len(frames)} were given.")
     check_batch_size(batch_size)
-    return _Executor(model, frames, plan, scale, progress, batch_size, private_copies=private_copies)
+    return _Executor(model, frames, plan, scale, progress, batch_size, private_copies=private_copies, ensemble=ensemble)
 
 
 def check_batch_size(batch_size: int | None) -> None:
@@ -179,6 +186,7 @@ class _Executor:
         batch_size: int | None,
         *,
         private_copies: bool,
+        ensemble: bool = False,
     ) -> None:
         self.model, self.frames, self.plan, self.scale, self.progress = model, frames, plan, scale, progress
         self.device, self.dtype = model.device, model.dtype
@@ -192,6 +200,7 @@ class _Executor:
         self.private_copies = private_copies  # stream_plan hands out copies of originals; run_plan copies anyway
         self.grid: WarpGrid | None = None  # warp grid of the padded frame size, built by the first in-between
         self.stop = threading.Event()  # set when the consumer cancels: workers give up before their next step
+        self.ensemble = ensemble  # the official option: every block also sees the reversed pair
 
     def run(self) -> Iterator[Tensor]:
         workers = self._cpu_workers()
@@ -381,7 +390,7 @@ class _Executor:
         """Frames [H,W,C] at timesteps ``t`` between two anchors, clamped to 0..1, on the output device."""
         if self.grid is None:
             self.grid = WarpGrid.for_size(*a.image.shape[-2:], self.device)
-        flow, mask = self.model.net.flow(a, b, t, scale=self.scale, grid=self.grid)
+        flow, mask = self.model.net.flow(a, b, t, scale=self.scale, grid=self.grid, ensemble=self.ensemble)
         out = blend(a.image, b.image, flow, mask, self.grid)
         assert self.size is not None
         height, width, channels = self.size

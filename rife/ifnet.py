@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .arch import ArchSpec
+from .arch import ArchSpec, check_ensemble
 
 RETRY_FLOW_LIMIT = 32.0  # px; the 4.0/4.1 retry rule fires when block 1 moves both halves further
 # Replicate padding measured better than the official zero padding near the borders of real frames
@@ -239,14 +239,21 @@ class IFNet(nn.Module):
         *,
         scale: float = 1.0,
         grid: WarpGrid | None = None,
+        ensemble: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """Final flow [N,4,H,W] (pixels; 0:2 warps frame0, 2:4 frame1) and mask logit [N,1,H,W] for the
         timesteps [N] (frames of batch 1 are shared by every timestep). ``grid`` is the frames' warp grid
-        (built here when missing or for another size)."""
+        (built here when missing or for another size).
+
+        ``ensemble`` (layouts with ``spec.ensemble``; InvalidInputError otherwise) is the official option:
+        every block also runs on the reversed pair (frame1, frame0, 1 - t, -mask, swapped flow), stacked
+        under the forward pair in the same batch, and the two predictions are averaged. As in the official
+        code, the 4.0/4.1 retry rule looks at the forward half only and reruns block 0 without its reversed half."""
+        check_ensemble(self.spec, ensemble)
         n = timestep.shape[0]
         if self.spec.retry_rule and n > 1:  # the 4.0 rule fires per sample: keep the samples independent
             samples = [(frame0.select(i), frame1.select(i), timestep[i : i + 1]) for i in range(n)]
-            parts = [self.flow(*sample, scale=scale, grid=grid) for sample in samples]
+            parts = [self.flow(*sample, scale=scale, grid=grid, ensemble=ensemble) for sample in samples]
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         height, width = frame0.image.shape[-2:]
         if grid is None or not grid.fits(height, width):
@@ -260,24 +267,28 @@ class IFNet(nn.Module):
             block, factor = self.blocks[i], scales[i]
             last = i == self.spec.num_blocks - 1
             keep = 5 if last else 5 + self.spec.feat_channels  # flow, mask, [features]; the rest is never read
+            mirrored = ensemble and not (retried and i == 0)  # [N] forward pair, then (mirrored) [N] reversed
             if state is None:
-                x = self._first_input(frame0, frame1, t, factor)
+                x = self._first_input(frame0, frame1, t, factor, mirrored=mirrored)
             else:
-                x = self._later_input(frame0, frame1, t, state, factor, grid)
+                x = self._later_input(frame0, frame1, t, state, factor, grid, mirrored=mirrored)
             upscale = factor * block.head_upscale  # the head's output is at downscale `upscale`
             out = block(x, out_channels=keep)
             d_flow = _resize(out[:, :4] * upscale, upscale)  # full-resolution pixels
-            if i == 1 and self.spec.retry_rule and not retried and _retry_fires(d_flow):
+            if i == 1 and self.spec.retry_rule and not retried and _retry_fires(d_flow[:n]):
                 # 4.0/4.1: the motion is too large for these scales; start over at twice the downscale,
                 # which needs sizes divisible by twice as much: pad further (as if padded so from the start)
                 multiple = int(8 * scales[0])
                 if height % multiple or width % multiple:
                     big0, big1 = (self.prepare(pad_to_multiple(f.image, multiple)) for f in (frame0, frame1))
-                    flow, mask = self.flow(big0, big1, timestep, scale=scale)
+                    flow, mask = self.flow(big0, big1, timestep, scale=scale, ensemble=ensemble)
                     return flow[..., :height, :width], mask[..., :height, :width]
                 scales, retried, state, i = [s * 2 for s in scales], True, None, 0
                 continue
-            state = self._update(state, d_flow, out[:, 4:keep], upscale)
+            carry = out[:, 4:keep]
+            if mirrored:
+                d_flow, carry = _average_halves(d_flow, carry)
+            state = self._update(state, d_flow, carry, upscale)
             i += 1
         return state.flow, _carry_at(state.carry, state.carry_factor, 1.0)  # the last block's carry: the mask
 
@@ -291,15 +302,20 @@ class IFNet(nn.Module):
             return _Estimate(state.flow.add_(d_flow), mask, 1.0)
         return _Estimate(state.flow.add_(d_flow), carry, factor)
 
-    def _first_input(self, frame0: PreparedFrame, frame1: PreparedFrame, t: Tensor, factor: float) -> Tensor:
+    def _first_input(
+        self, frame0: PreparedFrame, frame1: PreparedFrame, t: Tensor, factor: float, *, mirrored: bool
+    ) -> Tensor:
         # block 0 reads img0, img1, [f0, f1], timestep, all resized by 1/factor (cached per frame)
         small0, small1 = frame0.resized(factor), frame1.resized(factor)
         n = t.shape[0]
-        parts = _interleave(small0.expand(n, -1, -1, -1), small1.expand(n, -1, -1, -1))
-        return _assemble((*parts, t.expand(n, 1, *small0.shape[-2:])))
+        small0, small1 = small0.expand(n, -1, -1, -1), small1.expand(n, -1, -1, -1)
+        return _block_input(small0, small1, t.expand(n, 1, *small0.shape[-2:]), mirrored=mirrored)
 
-    def _later_input(self, frame0, frame1, t, state: _Estimate, factor: float, grid: WarpGrid) -> Tensor:
-        """Block input: warped frames and features, timestep, mask, [passed features], resized flow.
+    def _later_input(
+        self, frame0, frame1, t, state: _Estimate, factor: float, grid: WarpGrid, *, mirrored: bool
+    ) -> Tensor:
+        """Block input: warped frames and features, timestep, mask, [passed features], resized flow
+        (with ``mirrored``, the reversed pair's input below it: see :func:`_block_input`).
 
         The official code builds this at full resolution and then resizes it. A bilinear downscale by an even
         integer factor >= 4 reads just 2x2 pixels per cell, so there only those pixels are warped and averaged:
@@ -322,12 +338,14 @@ class IFNet(nn.Module):
         if factor != 1.0:
             small_flow = small_flow * (1.0 / factor)
         t_plane = t.expand(n, 1, *warped0.shape[-2:])
-        return _assemble((*_interleave(warped0, warped1), t_plane, carry, small_flow))
+        return _block_input(warped0, warped1, t_plane, (carry, small_flow), mirrored=mirrored)
 
-    def forward(self, img0: Tensor, img1: Tensor, timestep: Tensor, scale: float = 1.0) -> Tensor:
+    def forward(
+        self, img0: Tensor, img1: Tensor, timestep: Tensor, scale: float = 1.0, *, ensemble: bool = False
+    ) -> Tensor:
         """Interpolated frames [N,C,H,W] (not clamped) between padded ``img0`` and ``img1`` at ``timestep`` [N]."""
         frame0, frame1 = self.prepare(img0), self.prepare(img1)
-        flow, mask = self.flow(frame0, frame1, timestep, scale=scale)
+        flow, mask = self.flow(frame0, frame1, timestep, scale=scale, ensemble=ensemble)
         return blend(frame0.image, frame1.image, flow, mask)
 
 
@@ -364,19 +382,51 @@ def _even_integer(x: float) -> bool:
     return x == int(x) and int(x) % 2 == 0
 
 
-def _assemble(parts: tuple[Tensor, ...]) -> Tensor:
-    """Concatenate block-input pieces along channels; on CPU into a channels-last tensor, which the first
-    (strided) conv of a block runs about 3x faster (oneDNN) and which costs no more to fill than a plain cat."""
-    first = parts[0]
+def _block_input(
+    stack0: Tensor, stack1: Tensor, t_plane: Tensor, carry_flow: tuple[Tensor, Tensor] | None = None, *, mirrored: bool
+) -> Tensor:
+    """A block's input [N,C,h,w]: rgb0, rgb1, [features0, features1], timestep, then for later blocks the
+    carry (mask, [features]) and the flow. With ``mirrored`` (ensemble) [2N,C,h,w]: below it the reversed
+    pair's input, rgb1, rgb0, [features1, features0], 1 - timestep, -mask, flow with its halves swapped
+    (ensemble layouts carry the mask only)."""
+    tail = () if carry_flow is None else carry_flow
+    rows = [(*_interleave(stack0, stack1), t_plane, *tail)]
+    if mirrored:
+        if carry_flow is not None:
+            carry, flow = carry_flow
+            tail = (-carry, _swap_halves(flow))
+        rows.append((*_interleave(stack1, stack0), 1.0 - t_plane, *tail))
+    return _assemble(*rows)
+
+
+def _swap_halves(flow: Tensor) -> Tensor:
+    """[N,4,...] flow of the pair (a, b) as the flow of the pair (b, a)."""
+    return torch.cat((flow[:, 2:4], flow[:, :2]), 1)
+
+
+def _average_halves(d_flow: Tensor, carry: Tensor) -> tuple[Tensor, Tensor]:
+    """Ensemble: the forward half [:N] of a block's prediction averaged with its reversed half [N:] mapped
+    back to the forward pair (flow halves swapped, mask negated), as the official code does."""
+    n = d_flow.shape[0] // 2
+    return (d_flow[:n] + _swap_halves(d_flow[n:])) / 2, (carry[:n] - carry[n:]) / 2
+
+
+def _assemble(*rows: tuple[Tensor, ...]) -> Tensor:
+    """Concatenate each row's block-input pieces along channels and stack the rows along the batch; on CPU
+    into a channels-last tensor, which the first (strided) conv of a block runs about 3x faster (oneDNN) and
+    which costs no more to fill than a plain cat."""
+    first = rows[0][0]
     if first.device.type != "cpu":
-        return torch.cat(parts, 1)
-    channels = sum(p.shape[1] for p in parts)
-    shape = (first.shape[0], channels, *first.shape[2:])
+        return torch.cat([torch.cat(parts, 1) for parts in rows])
+    channels = sum(p.shape[1] for p in rows[0])
+    shape = (first.shape[0] * len(rows), channels, *first.shape[2:])
     out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last)
-    start = 0
-    for part in parts:
-        out[:, start : start + part.shape[1]].copy_(part)
-        start += part.shape[1]
+    for row, parts in enumerate(rows):
+        rows_out = out[row * first.shape[0] : (row + 1) * first.shape[0]]
+        start = 0
+        for part in parts:
+            rows_out[:, start : start + part.shape[1]].copy_(part)
+            start += part.shape[1]
     return out
 
 

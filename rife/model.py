@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .arch import ArchSpec
+from .arch import ArchSpec, check_ensemble
 from .errors import InvalidInputError
 from .ifnet import IFNet, pad_to_multiple
 from .loading import build_net, read_state_dict, resolve_checkpoint
@@ -101,12 +101,23 @@ class RIFEModel:
         return f"RIFEModel({self.spec.label}, arch={self.arch!r}, device={self.device}, dtype={self.dtype})"
 
     @torch.inference_mode()
-    def infer(self, img0: Tensor, img1: Tensor, timestep: float | Tensor = 0.5, scale: float = 1.0) -> Tensor:
+    def infer(
+        self,
+        img0: Tensor,
+        img1: Tensor,
+        timestep: float | Tensor = 0.5,
+        scale: float = 1.0,
+        *,
+        ensemble: bool = False,
+    ) -> Tensor:
         """Frame(s) between ``img0`` and ``img1`` at ``timestep``.
 
-        ``img0``, ``img1``: [N,3,H,W] float in 0..1, any H and W; ``timestep``: float or [N] tensor in [0, 1].
+        ``img0``, ``img1``: [N,3,H,W] float in 0..1, any H and W; ``timestep``: float or [N] tensor in [0, 1];
+        ``ensemble``: the official option of RIFE <= 4.20 and 4.24 (each block also sees the reversed pair,
+        about twice the work); other layouts raise :class:`InvalidInputError`.
         Returns [N,3,H,W] in the input's float dtype on the input's device (computed on the model's device)."""
         scale = check_scale(scale)
+        check_ensemble(self.spec, ensemble)
         if img0.ndim != 4 or img0.shape != img1.shape or img0.shape[1] != 3:
             raise InvalidInputError(
                 f"img0 and img1 must both be [N,3,H,W] tensors of the same shape, got {tuple(img0.shape)} and "
@@ -124,7 +135,7 @@ class RIFEModel:
         multiple = self.pad_multiple(scale)
         x0, x1 = (pad_to_multiple(x.to(self.device, self.dtype), multiple) for x in (img0, img1))
         t = t.to(self.device)
-        out = self.net(x0, x1, t, scale=scale)[..., :height, :width]
+        out = self.net(x0, x1, t, scale=scale, ensemble=ensemble)[..., :height, :width]
         return out.to(img0.device, out_dtype)
 
 

@@ -28,6 +28,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
+from .arch import check_ensemble
 from .engine import check_batch_size, run_plan, stream_plan
 from .errors import InvalidInputError
 from .model import RIFEModel, check_scale
@@ -431,6 +432,7 @@ def retime(
     scale: float = 1.0,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    ensemble: bool = False,
     **timed_plan_options,
 ) -> RetimeResult:
     """Run :func:`timed_plan` on ``frames`` ([B,H,W,C] tensor or a lazy sequence of [H,W,C] frames) with the
@@ -438,11 +440,13 @@ def retime(
     With a multiplier (and no cuts or held runs found) the frames equal :func:`rife.interpolate`'s exactly."""
     scale = check_scale(scale)
     check_batch_size(batch_size)
+    check_ensemble(model.spec, ensemble)
     info = timed_plan(frames, **timed_plan_options)
+    options = dict(scale=scale, progress=progress, batch_size=batch_size, ensemble=ensemble)
     if isinstance(frames, Tensor):
-        out = run_plan(model, frames, info.plan, scale=scale, progress=progress, batch_size=batch_size)
+        out = run_plan(model, frames, info.plan, **options)
     else:  # one preallocated output, as run_plan does, instead of a list and a stacked copy of it
-        stream = stream_plan(model, frames, info.plan, scale=scale, progress=progress, batch_size=batch_size)
+        stream = stream_plan(model, frames, info.plan, **options)
         first = next(stream)
         out = torch.empty((info.plan.num_outputs, *first.shape), dtype=first.dtype)
         out[0] = first

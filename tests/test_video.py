@@ -287,6 +287,8 @@ def test_options_are_checked_before_reading_the_clip(real_model, tmp_path):
         interpolate_video(real_model, missing, tmp_path / "o.mp4", fps_out=60, mode="recursive")
     with pytest.raises(InvalidInputError, match="crf must be"):
         interpolate_video(real_model, missing, tmp_path / "o.mp4", crf=99)
+    with pytest.raises(InvalidInputError, match="has no ensemble mode"):
+        interpolate_video(real_model, missing, tmp_path / "o.mp4", ensemble=True)
     with pytest.raises(InvalidInputError, match="Unknown video encoder"):
         interpolate_video(real_model, missing, tmp_path / "o.mkv", codec="nope264")
 
