@@ -7,7 +7,7 @@ out = interpolate(model, frames, multiplier=4)   # frames: [B,H,W,3] float32 in 
 
 from .arch import ARCHS, VERSION_TO_ARCH, ArchSpec
 from .engine import interpolate, run_plan, stream_interpolate, stream_plan
-from .errors import CheckpointError, InvalidInputError, OutOfMemory, RIFEError
+from .errors import CheckpointError, InvalidInputError, OutOfMemory, RIFEError, VideoError
 from .loading import detect_arch, read_state_dict
 from .model import SCALES, RIFEModel, load_model, pick_scale
 from .schedule import MODES, Plan, clip_plan, output_count
@@ -24,6 +24,7 @@ __all__ = [
     "Plan",
     "RIFEError",
     "RIFEModel",
+    "VideoError",
     "clip_plan",
     "detect_arch",
     "interpolate",
