@@ -113,12 +113,21 @@ def _with_suffix(names: list[str]) -> list[str]:
 
 
 def _pack_entries() -> list[str]:
-    """Checkpoints under the pack's ``ckpt/``: files, and directories holding ``flownet.pkl`` as one entry."""
+    """Checkpoints under the pack's ``ckpt/``: files, and directories holding ``flownet.pkl`` as one entry.
+
+    Symlinked folders are followed, but each real folder (device, inode) is walked once, so a symlink loop
+    or two links to one folder list every checkpoint once."""
     if not PACK_CKPT_DIR.is_dir():
         return []
     entries: list[str] = []
+    seen: set[tuple[int, int]] = set()
     for directory, subdirs, files in os.walk(PACK_CKPT_DIR, followlinks=True):
-        subdirs.sort()
+        identity = _identity(directory)
+        if identity is None or identity in seen:
+            subdirs.clear()
+            continue
+        seen.add(identity)
+        subdirs.sort(key=lambda name: (os.path.islink(os.path.join(directory, name)), name))  # real names first
         relative = Path(directory).relative_to(PACK_CKPT_DIR)
         preferred = next((name for name in PREFERRED_NAMES if name in files), None)
         if preferred is not None and relative != Path("."):
@@ -130,3 +139,11 @@ def _pack_entries() -> list[str]:
                 continue  # the directory entry stands for it
             entries.append((relative / name).as_posix())
     return entries
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino

@@ -1,6 +1,19 @@
-"""``python -m rife``: the command line (see :mod:`rife.cli`)."""
+"""``python -m rife`` and the ``rife`` command: the command line (see :mod:`rife.cli`).
 
-from rife.cli import main
+Importing the command line loads torch, which takes a second or two; Ctrl-C meanwhile ends the program with
+one line and status 130, as it does later, instead of a traceback."""
+
+import sys
+
+
+def run() -> int:
+    try:
+        from rife.cli import main
+    except KeyboardInterrupt:
+        print("error: cancelled", file=sys.stderr)
+        return 130
+    return main()
+
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run())

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import InvalidInputError
+from .validate import check_bool
 
 Body = Literal["prelu", "plain", "resconv"]
 EncoderKind = Literal["none", "shallow", "sequential", "head"]
@@ -144,8 +145,7 @@ ENSEMBLE_VERSIONS: tuple[str, ...] = tuple(v for spec in ARCHS.values() if spec.
 def check_ensemble(spec: ArchSpec, ensemble: bool) -> bool:
     """``ensemble`` if the layout supports it; :class:`InvalidInputError` for a non-boolean or for a layout
     whose official code has no ensemble mode (4.21 and later, except 4.24)."""
-    if not isinstance(ensemble, bool):
-        raise InvalidInputError(f"ensemble must be True or False, got {ensemble!r}.")
+    ensemble = check_bool(ensemble, "ensemble")
     if ensemble and not spec.ensemble:
         raise InvalidInputError(
             f"{spec.label} (layout {spec.name}) has no ensemble mode: the official code offers it only for "

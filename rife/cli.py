@@ -9,21 +9,27 @@ program with one line ``error: ...`` on stderr and a non-zero exit status, never
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 import torch
 
-from . import download, timing
+from . import download, timing, validate
 from .arch import check_ensemble
 from .engine import stream_plan
 from .errors import CheckpointError, InvalidInputError, RIFEError
-from .model import SCALES, load_model
-from .schedule import MAX_MULTIPLIER, MODES, Copy
+from .model import load_model
+from .outputdir import check_output_path, locked_folder
+from .schedule import Copy
+from .validate import MAX_MULTIPLIER, MODES, SCALES, format_fps
 
 DEFAULT_MODEL = Path("ckpt") / "rifev4_25"
 DEFAULT_OUTPUT = "vid_out"
@@ -46,20 +52,50 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    with _calm_interrupts():
+        try:
+            if args[:1] == ["download"]:
+                return _download_command(args[1:])
+            return _interpolate_command(args)
+        except UsageError as exc:
+            return _fail(f"{exc} (see --help)", EXIT_USAGE)
+        except RIFEError as exc:
+            return _fail(str(exc))
+        except OUT_OF_MEMORY_ERRORS:  # the engine turns the ones it sees into rife.OutOfMemory (a RIFEError)
+            return _fail(OUT_OF_MEMORY)
+        except KeyboardInterrupt:
+            return _fail("cancelled", EXIT_CANCELLED)
+        except OSError as exc:
+            return _fail(str(exc))
+
+
+# torch.cuda.OutOfMemoryError is torch.OutOfMemoryError (a RuntimeError) on torch >= 2.5, and exists since 1.13
+OUT_OF_MEMORY_ERRORS = (MemoryError, torch.cuda.OutOfMemoryError)
+OUT_OF_MEMORY = "out of memory: try --scale 0.5, --fp16 (GPU), a smaller frame size, or --device cpu"
+
+
+@contextlib.contextmanager
+def _calm_interrupts():
+    """After the first Ctrl-C, ignore further ones until the program has stopped its workers and exits.
+
+    A second Ctrl-C while worker threads are being joined would otherwise leave them running into the
+    interpreter's shutdown, which aborts the process (SIGABRT) instead of exiting with status 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def first_interrupt(signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    if previous is signal.default_int_handler:
+        signal.signal(signal.SIGINT, first_interrupt)
     try:
-        if args[:1] == ["download"]:
-            return _download_command(args[1:])
-        return _interpolate_command(args)
-    except UsageError as exc:
-        return _fail(f"{exc} (see --help)", EXIT_USAGE)
-    except RIFEError as exc:
-        return _fail(str(exc))
-    except torch.cuda.OutOfMemoryError:  # the same class as torch.OutOfMemoryError (torch >= 2.5)
-        return _fail("out of memory on the device: try --scale 0.5, --fp16, or --device cpu")
-    except KeyboardInterrupt:
-        return _fail("cancelled", EXIT_CANCELLED)
-    except OSError as exc:
-        return _fail(str(exc))
+        yield
+    finally:
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _fail(message: str, status: int = EXIT_ERROR) -> int:
@@ -118,13 +154,8 @@ def _interpolation_parser() -> _Parser:
 
 def _interpolate_command(argv: list[str]) -> int:
     args = _interpolation_parser().parse_args(argv)
-    mode, scale, multiplier = _check_options(args)
+    options = _check_options(args)
     device = _resolve_device(args.device)
-    scene_threshold = timing.DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None else args.scene_threshold
-    if not scene_threshold >= 0:
-        raise UsageError(f"--scene-threshold must be 0 (off) or positive, got {args.scene_threshold}")
-    fps_in = _parse_fps("--fps-in", args.fps_in)
-    fps_out = _parse_fps("--fps-out", args.fps_out)
     if (args.img is None) == (args.video is None):
         raise UsageError("give the input as --img FOLDER or --video FILE (one of them)")
     if (args.codec is not None or args.crf is not None) and not _is_video_name(args.output):
@@ -132,102 +163,138 @@ def _interpolate_command(argv: list[str]) -> int:
     if args.video is not None or _is_video_name(args.output):
         from .cli_video import video_command
 
-        return video_command(args, model_path=args.model, device=device, mode=mode, scale=scale, multiplier=multiplier)
-
+        return video_command(args, device=device, options=options)
     imageio = _import_imageio()
     frames = imageio.FrameFolder(args.img)
+    check_output_path(args.output, input_folder=args.img)
     model_path = args.model if args.model is not None else _default_model()  # may download: before any output
-    earlier = imageio.prepare_output(args.output, input_folder=args.img, overwrite=args.overwrite)
-    model = load_model(
-        model_path,
-        device=device,
-        dtype=torch.float16 if args.fp16 else torch.float32,
-    )
-    try:  # a usage mistake: refused before any frame is computed or written
-        check_ensemble(model.spec, args.ensemble)
-    except InvalidInputError as exc:
-        raise UsageError(f"--ensemble: {exc}") from exc
-    timed = timing.timed_plan(
-        frames,
-        multiplier=multiplier,
-        mode=mode,
-        fps_in=fps_in,
-        fps_out=fps_out,
-        loop=args.loop,
-        scene_threshold=scene_threshold,
-        dedupe=args.dedupe,
-    )
-    plan = timed.plan
-    how = f"x{multiplier} {mode}" if multiplier is not None else f"{fps_in} -> {fps_out} fps"
-    how += ", ensemble" if args.ensemble else ""
-    print(
-        f"{model.spec.label} ({model.source}) on {model.device}, {model.dtype}: {len(frames)} frames "
-        f"{frames.format.describe()} -> {plan.num_outputs} frames ({how}, scale {scale:g})"
-    )
-    imageio.remove_frames(earlier)
+    with locked_folder(args.output):
+        earlier = imageio.prepare_output(
+            args.output, input_folder=args.img, overwrite=args.overwrite, inputs=frames.paths
+        )
+        model = load_model(
+            model_path,
+            device=device,
+            dtype=torch.float16 if args.fp16 else torch.float32,
+        )
+        try:  # a usage mistake: refused before any frame is computed or written
+            check_ensemble(model.spec, options.ensemble)
+        except InvalidInputError as exc:
+            raise UsageError(f"--ensemble: {exc}") from exc
+        timed = timing.timed_plan(
+            frames,
+            multiplier=options.multiplier,
+            mode=options.mode,
+            fps_in=options.fps_in,
+            fps_out=options.fps_out,
+            loop=args.loop,
+            scene_threshold=options.scene_threshold,
+            dedupe=args.dedupe,
+        )
+        print(
+            f"{model.spec.label} ({model.source}) on {model.device}, {model.dtype}: {len(frames)} frames "
+            f"{frames.format.describe()} -> {timed.plan.num_outputs} frames ({options.describe()})"
+        )
+        imageio.remove_frames(earlier)
+        return _write_frames(imageio, model, frames, timed, options, args.output)
 
+
+def _write_frames(imageio, model, frames, timed, options: _Options, output: Path) -> int:
+    """Run the plan and write every output frame atomically; the summary or one error line at the end."""
+    plan = timed.plan
     start = time.perf_counter()
     written = 0
     bar = _ProgressBar(plan.num_outputs, sys.stderr)
+    stream = stream_plan(model, frames, plan, scale=options.scale, ensemble=options.ensemble)
     try:
-        stream = stream_plan(model, frames, plan, scale=scale, ensemble=args.ensemble)
         for op, frame in zip(plan.ops(), stream, strict=True):
-            target = imageio.frame_path(args.output, written, frames.format.suffix)
-            if isinstance(op, Copy):
+            target = imageio.frame_path(output, written, frames.format.suffix)
+            if isinstance(op, Copy) and frames.copyable(op.source):
                 imageio.copy_frame(frames.paths[op.source], target)
             else:
                 imageio.write_image(target, imageio.to_image(frame, frames.format))
             written += 1
             bar.update(written)
     except KeyboardInterrupt:
-        bar.close()
-        return _fail(
-            f"cancelled: {written} of {plan.num_outputs} frames were written to {args.output} "
-            "(all complete, no partial files)",
-            EXIT_CANCELLED,
-        )
+        done = f"{written} of {plan.num_outputs} frames were written to {output}"
+        return _stopped(stream, bar, f"cancelled: {done} (all complete, no partial files)", EXIT_CANCELLED)
+    except OUT_OF_MEMORY_ERRORS:
+        done = f"{written} of {plan.num_outputs} frames were written to {output}"
+        return _stopped(stream, bar, f"{OUT_OF_MEMORY} ({done}, all complete)")
     except RIFEError as exc:
-        bar.close()
-        return _fail(f"{exc} ({written} of {plan.num_outputs} frames were written to {args.output})")
+        return _stopped(stream, bar, f"{exc} ({written} of {plan.num_outputs} frames were written to {output})")
     bar.close()
     elapsed = max(time.perf_counter() - start, 1e-9)
-    print(_summary(len(frames), written, elapsed, args.output, timed))
+    print(_summary(len(frames), written, elapsed, output, timed))
     return 0
 
 
-def _check_options(args: argparse.Namespace) -> tuple[str, float, int | None]:
-    """Mode, scale and multiplier (None for frame rate conversion) from the flags; UsageError if they clash."""
+def _stopped(stream, bar: _ProgressBar, message: str, status: int = EXIT_ERROR) -> int:
+    """Stop the engine's workers (joined before the program exits), then report."""
+    stream.close()
+    bar.close()
+    return _fail(message, status)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The interpolation options after every check (exit 2 before any work when one is wrong)."""
+
+    mode: str
+    scale: float
+    multiplier: int | None
+    fps_in: Fraction | None
+    fps_out: Fraction | None
+    scene_threshold: float
+    ensemble: bool
+
+    def describe(self) -> str:
+        if self.multiplier is not None:
+            how = f"x{self.multiplier} {self.mode}"
+        else:
+            assert self.fps_in is not None and self.fps_out is not None
+            how = f"{format_fps(self.fps_in)} -> {format_fps(self.fps_out)} fps"
+        return how + (", ensemble" if self.ensemble else "") + f", scale {self.scale:g}"
+
+
+def _check_options(args: argparse.Namespace) -> _Options:
+    """Every option value checked up front (:mod:`rife.validate`); UsageError if one is wrong or they clash."""
     if args.recursive and args.mode not in (None, "recursive"):
         raise UsageError(f"--recursive contradicts --mode {args.mode}")
     mode = "recursive" if args.recursive else (args.mode or "direct")
     scale = args.scale if args.scale is not None else (0.5 if args.UHD else 1.0)
     if scale not in SCALES:
         raise UsageError(f"--scale must be one of {', '.join(f'{s:g}' for s in SCALES)}, got {scale:g}")
+    threshold = timing.DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None else args.scene_threshold
+    _flag("--scene-threshold", validate.check_threshold, threshold, "scene threshold")
+    fps_in = None if args.fps_in is None else _flag("--fps-in", validate.parse_fps, args.fps_in)
+    fps_out = None if args.fps_out is None else _flag("--fps-out", validate.parse_fps, args.fps_out)
     if args.fps_out is not None:
         if args.multi is not None:
             raise UsageError("give --multi or --fps-out, not both (the output rate is fps-in x multi)")
-        if args.fps_in is None and getattr(args, "video", None) is None:
+        if fps_in is None and args.video is None:
             raise UsageError("--fps-out needs --fps-in (the input frame rate)")
         if mode != "direct":
             raise UsageError(f"frame rate conversion (--fps-out) works in direct mode only, not {mode}")
-        return mode, scale, None
+        if fps_in is not None:  # a --video's own rate is checked once the file is read
+            _flag("--fps-out", validate.check_fps_ratio, fps_in, fps_out)
+        return _Options(mode, scale, None, fps_in, fps_out, threshold, args.ensemble)
     multiplier = 2 if args.multi is None else args.multi
     if not 1 <= multiplier <= MAX_MULTIPLIER:
         raise UsageError(f"--multi must be between 1 and {MAX_MULTIPLIER}, got {multiplier}")
     if mode == "bisect" and multiplier & (multiplier - 1):
         raise UsageError(f"--mode bisect needs a power of two for --multi (2, 4, 8, ...), got {multiplier}")
-    return mode, scale, multiplier
+    return _Options(mode, scale, multiplier, fps_in, None, threshold, args.ensemble)
 
 
 def _is_video_name(path: Path) -> bool:
     return path.suffix.lower() in (".mp4", ".mkv", ".mov", ".webm")
 
 
-def _parse_fps(flag: str, value: str | None) -> Fraction | None:
-    if value is None:
-        return None
+def _flag(flag: str, check, *values):
+    """``check(*values)``, with an InvalidInputError turned into a usage error naming ``flag``."""
     try:
-        return timing.parse_fps(value)
+        return check(*values)
     except InvalidInputError as exc:
         raise UsageError(f"{flag}: {exc}") from exc
 
@@ -240,6 +307,8 @@ def _resolve_device(text: str) -> torch.device | None:
         device = torch.device(text)
     except (RuntimeError, ValueError) as exc:
         raise UsageError(f"unknown --device {text!r}: use auto, cpu, cuda, cuda:N or mps") from exc
+    if device.type in ("cpu", "mps") and device.index not in (None, 0):
+        raise UsageError(f"--device {text}: there is only one {device.type} device; use {device.type}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UsageError(f"--device {text}: CUDA is not available here (no GPU or a CPU-only torch); use cpu")
@@ -295,16 +364,12 @@ def _summary(frames_in: int, frames_out: int, elapsed: float, output: Path, time
         f"({frames_out / elapsed:.2f} frames/s), written to {output}"
     ]
     if timed.fps_out is not None:
-        parts.append(f"output rate {_format_fps(timed.fps_out)} fps")
+        parts.append(f"output rate {format_fps(timed.fps_out)} fps")
     if timed.cuts:
         parts.append("scene cuts after frame " + ", ".join(str(i) for i in timed.cuts))
     if timed.held:
         parts.append("held frames retimed " + ", ".join(f"{a}-{b - 1}" for a, b in timed.held))
     return "; ".join(parts)
-
-
-def _format_fps(fps: Fraction) -> str:
-    return str(fps.numerator) if fps.denominator == 1 else f"{fps} (= {float(fps):.3f})"
 
 
 class _TerminalLine:

@@ -9,29 +9,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from . import cli, timing
 from .model import load_model
+from .validate import format_fps
 from .video import VideoInfo, interpolate_video
 
 
-def video_command(
-    args: argparse.Namespace,
-    *,
-    model_path: Path | None,
-    device: torch.device | None,
-    mode: str,
-    scale: float,
-    multiplier: int | None,
-) -> int:
-    """Interpolate ``--video`` (or ``--img`` into a video ``--output``); returns the exit status."""
+def video_command(args: argparse.Namespace, *, device: torch.device | None, options: cli._Options) -> int:
+    """Interpolate ``--video`` (or ``--img`` into a video ``--output``) with the checked ``options``; returns
+    the exit status."""
     source = args.video if args.video is not None else args.img
-    scene_threshold = timing.DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None else args.scene_threshold
+    mode, scale, multiplier = options.mode, options.scale, options.multiplier
     model = load_model(
-        model_path if model_path is not None else cli._default_model(),
+        args.model if args.model is not None else cli._default_model(),
         device=device,
         dtype=torch.float16 if args.fp16 else torch.float32,
     )
@@ -40,10 +33,10 @@ def video_command(
     def on_start(info: VideoInfo, timed: timing.TimedPlan, notes: list[str]) -> None:
         nonlocal bar
         kind = "frames" if info.path.is_dir() else f"{info.codec} {info.pix_fmt}"
-        how = f"x{multiplier} {mode}" if multiplier is not None else f"{args.fps_out} fps"
+        how = f"x{multiplier} {mode}" if multiplier is not None else f"{format_fps(options.fps_out)} fps"
         print(
             f"{model.spec.label} ({model.source}) on {model.device}, {model.dtype}: {info.num_frames} frames "
-            f"{info.width}x{info.height} {kind} at {cli._format_fps(info.fps)} fps -> {how}, scale {scale:g}"
+            f"{info.width}x{info.height} {kind} at {format_fps(info.fps)} fps -> {how}, scale {scale:g}"
         )
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
@@ -61,14 +54,14 @@ def video_command(
             source,
             args.output,
             multiplier=multiplier,
-            fps_out=args.fps_out,
-            fps_in=args.fps_in,
+            fps_out=options.fps_out,
+            fps_in=options.fps_in,
             mode=mode,
             scale=scale,
             loop=args.loop,
-            scene_threshold=scene_threshold,
+            scene_threshold=options.scene_threshold,
             dedupe=args.dedupe,
-            ensemble=getattr(args, "ensemble", False),
+            ensemble=options.ensemble,
             codec=args.codec,
             crf=18 if args.crf is None else args.crf,
             overwrite=args.overwrite,
@@ -87,7 +80,7 @@ def video_command(
     parts = [
         f"{result.frames_in} frames in -> {result.frames_out} frames out in {elapsed:.1f} s "
         f"({result.frames_out / elapsed:.2f} frames/s), written to {result.output}",
-        f"{cli._format_fps(result.fps_out)} fps, {float(result.duration):.3f} s, {result.pix_fmt}",
+        f"{format_fps(result.fps_out)} fps, {float(result.duration):.3f} s, {result.pix_fmt}",
     ]
     if result.cuts:
         parts.append("scene cuts after frame " + ", ".join(str(i) for i in result.cuts))

@@ -22,8 +22,11 @@ from torch import Tensor
 from .arch import check_ensemble
 from .errors import InvalidInputError, OutOfMemory, RIFEError
 from .ifnet import PreparedFrame, WarpGrid, blend, pad_to_multiple
-from .model import RIFEModel, check_scale
+from .model import RIFEModel
 from .schedule import Copy, Gen, Interp, Mode, Plan, Ref, Segment, clip_plan
+from .validate import check_batch_size as check_batch_size
+from .validate import check_frames as check_frames
+from .validate import check_pixel_values, check_scale
 
 Progress = Callable[[int, int], None]
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4, "mps": 2}
@@ -97,7 +100,7 @@ def run_plan(
     check_frames(frames)
     if plan.num_frames != frames.shape[0]:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {frames.shape[0]} were given.")
-    check_finite(frames)
+    check_pixel_values(frames)
     out = torch.empty((plan.num_outputs, *frames.shape[1:]), dtype=torch.float32, device=frames.device)
     executor = _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble, private_copies=False)
     for index, frame in enumerate(executor.run()):
@@ -128,44 +131,8 @@ def _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble
     check_ensemble(model.spec, ensemble)
     if len(frames) != plan.num_frames:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {len(frames)} were given.")
-    check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size)
     return _Executor(model, frames, plan, scale, progress, batch_size, private_copies=private_copies, ensemble=ensemble)
-
-
-def check_batch_size(batch_size: int | None) -> None:
-    """Raise :class:`InvalidInputError` unless ``batch_size`` is None (automatic) or a positive integer."""
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-
-
-def check_frames(frames: Tensor) -> None:
-    """Raise :class:`InvalidInputError` unless ``frames`` is a non-empty [B,H,W,C] image batch."""
-    if not isinstance(frames, Tensor):
-        raise InvalidInputError(f"frames must be a torch.Tensor [B,H,W,C], got {type(frames).__name__}.")
-    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
-        raise InvalidInputError(
-            f"frames must be a [B,H,W,C] image batch with C = 1, 3 or 4 channels, got shape {tuple(frames.shape)}."
-        )
-    if frames.shape[0] == 0:
-        raise InvalidInputError("Cannot interpolate an empty batch: at least one frame is needed.")
-    if frames.shape[1] == 0 or frames.shape[2] == 0:
-        raise InvalidInputError(f"Frames have no pixels: shape {tuple(frames.shape)}.")
-    if not (frames.is_floating_point() or frames.dtype == torch.uint8):
-        raise InvalidInputError(f"frames must be float (0..1) or uint8 (0..255), got {frames.dtype}.")
-
-
-def check_finite(frames: Tensor) -> None:
-    """Raise :class:`InvalidInputError` naming the frames that hold NaN or infinite values."""
-    if not frames.is_floating_point():
-        return
-    bad = (~torch.isfinite(frames)).flatten(1).any(1)
-    if bool(bad.any()):
-        indices = bad.nonzero().flatten().tolist()
-        shown = ", ".join(map(str, indices[:10])) + (" ..." if len(indices) > 10 else "")
-        raise InvalidInputError(
-            f"{len(indices)} input frame(s) contain NaN or infinite pixel values (frames {shown}); "
-            "fix the node or file that produced them."
-        )
 
 
 def as_float_frame(frame: Tensor) -> Tensor:
@@ -348,8 +315,7 @@ class _Executor:
                 f"All frames must have the same size: frame {index} is {tuple(frame.shape)}, the first was {self.size}."
             )
         frame = as_float_frame(frame).to(self.out_device)
-        if not bool(torch.isfinite(frame).all()):
-            raise InvalidInputError(f"Frame {index} contains NaN or infinite pixel values.")
+        check_pixel_values(frame, f"frame {index}")
         self.raw[index] = frame
         return frame
 

@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import shutil
+import stat
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import InvalidInputError, RIFEError
+from .errors import InvalidInputError
+from .outputdir import OutputError as OutputError
+from .outputdir import check_not_inputs, check_output_path
 
 FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG"}
 MAX_VALUES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
@@ -30,10 +33,6 @@ JPEG_QUALITY = 95
 TEMP_SUFFIX = ".rife-tmp"
 _NUMBERED = re.compile(r"^\d+$")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-class OutputError(RIFEError):
-    """The output folder cannot be created or written."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,10 @@ def list_frames(folder: str | os.PathLike[str]) -> list[Path]:
         raise InvalidInputError(f"Input folder not found: {folder}")
     if not folder.is_dir():
         raise InvalidInputError(f"Input is not a folder: {folder} (pass the folder that holds the frames)")
-    images = [p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix.lower() in FORMATS and p.is_file()]
+    images = [p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix.lower() in FORMATS]
+    images = [p for p in images if not p.is_dir()]
+    for path in images:
+        _check_readable(path)
     if not images:
         raise InvalidInputError(f"No PNG, TIFF or JPEG frames in {folder}")
     formats = sorted({FORMATS[p.suffix.lower()] for p in images})
@@ -86,6 +88,23 @@ def list_frames(folder: str | os.PathLike[str]) -> list[Path]:
     return images
 
 
+def _check_readable(path: Path) -> None:
+    """A frame that is a broken link, not a file or unreadable is an error, never silently skipped."""
+    try:
+        status = path.stat()
+    except OSError as exc:
+        if path.is_symlink():
+            raise InvalidInputError(
+                f"Frame {path} is a broken symbolic link (it points to {os.readlink(path)!r}, which "
+                f"cannot be opened: {exc.strerror or exc}); fix or remove it"
+            ) from exc
+        raise InvalidInputError(f"Cannot read frame {path}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(status.st_mode):
+        raise InvalidInputError(f"Frame {path} is not a regular file; remove it from the input folder")
+    if not os.access(path, os.R_OK):
+        raise InvalidInputError(f"Cannot read frame {path}: permission denied")
+
+
 def read_image(path: Path) -> np.ndarray:
     """Pixels of an image file as [H,W,C] uint8/uint16 (C = 1, 3 or 4; RGB(A) channel order)."""
     try:
@@ -99,6 +118,8 @@ def read_image(path: Path) -> np.ndarray:
         raise InvalidInputError(f"{path} has {image.dtype} samples; only 8- and 16-bit images are supported")
     if image.ndim == 2:
         image = image[:, :, None]
+    if FORMATS[path.suffix.lower()] != "TIFF":  # OpenCV turns TIFF frames upright itself, JPEG and PNG not
+        image = _apply_orientation(image, exif_orientation(path))
     channels = image.shape[2]
     if channels == 3:
         image = image[:, :, ::-1]
@@ -147,6 +168,8 @@ class FrameFolder(Sequence):
         expected = (self.format.height, self.format.width)
         for path in self.paths[1:]:
             size = _png_size(path)
+            if size is not None and exif_orientation(path) >= 5:  # stored on its side: upright size is swapped
+                size = size[::-1]
             if size is not None and size != expected:
                 raise InvalidInputError(self._size_message(path, size))
 
@@ -158,6 +181,10 @@ class FrameFolder(Sequence):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def copyable(self, index: int) -> bool:
+        """Whether frame ``index`` can be copied byte for byte into the output (see :func:`stored_as_written`)."""
+        return stored_as_written(self.paths[index], self.format.channels)
 
     def __getitem__(self, index: int) -> torch.Tensor:  # type: ignore[override]
         path = self.paths[index]
@@ -236,16 +263,14 @@ def existing_frames(folder: Path) -> list[Path]:
     )
 
 
-def prepare_output(folder: Path, *, input_folder: Path, overwrite: bool) -> list[Path]:
+def prepare_output(folder: Path, *, input_folder: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> list[Path]:
     """Create ``folder``, check that it can be written, and return the frames an earlier run left there.
 
     Without ``overwrite`` such frames stop the run before any work (two runs never mix); with it the caller
-    deletes them (:func:`remove_frames`) once the run is ready to write. Leftover temp files of a killed run
-    are removed."""
-    if folder.resolve() == input_folder.resolve():
-        raise OutputError(f"The output folder is the input folder ({folder}); choose another --output")
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"The output path {folder} is a file, not a folder; choose another --output")
+    deletes them (:func:`remove_frames`) once the run is ready to write, except that a frame which is one of
+    ``inputs`` (a hard link or symlink to an input frame) stops the run. Leftover temp files of a killed run are
+    removed, so call this while holding the folder's lock (:func:`rife.outputdir.locked_folder`)."""
+    check_output_path(folder, input_folder=input_folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test{TEMP_SUFFIX}"
@@ -261,6 +286,7 @@ def prepare_output(folder: Path, *, input_folder: Path, overwrite: bool) -> list
             f"The output folder {folder} already holds {len(earlier)} frames ({earlier[0].name} ...); "
             "pass --overwrite to replace them, or choose an empty --output folder"
         )
+    check_not_inputs(earlier, inputs)
     return earlier
 
 
@@ -271,3 +297,109 @@ def remove_frames(paths: list[Path]) -> None:
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise OutputError(f"Cannot delete the earlier frame {path}: {exc.strerror or exc}") from exc
+
+
+# ------------------------------------------------------------------------------------------------ how frames look
+
+# PNG colour types (IHDR byte 25) that our writer produces for 1, 3 and 4 channels: gray, RGB, RGBA.
+_PNG_COLOUR_TYPES = {0: 1, 2: 3, 6: 4}
+_EXIF_ORIENTATION = 0x0112
+
+
+def exif_orientation(path: Path) -> int:
+    """The EXIF orientation (1..8) of a JPEG, PNG (``eXIf``) or TIFF frame; 1 (as stored) when absent."""
+    readers = {"JPEG": _jpeg_exif_block, "PNG": _png_exif_block, "TIFF": lambda handle: handle.read(1 << 16)}
+    reader = readers.get(FORMATS.get(path.suffix.lower(), ""))
+    if reader is None:
+        return 1
+    try:
+        with open(path, "rb") as handle:
+            tiff = reader(handle)
+    except OSError:
+        return 1
+    value = _tiff_orientation(tiff) if tiff else None
+    return value if value in range(1, 9) else 1
+
+
+def _png_exif_block(handle) -> bytes | None:
+    """The data of a PNG's ``eXIf`` chunk (a TIFF structure), looking only at the chunks before the image."""
+    if handle.read(8) != _PNG_SIGNATURE:
+        return None
+    for _ in range(64):
+        header = handle.read(8)
+        if len(header) < 8 or header[4:] in (b"IDAT", b"IEND"):
+            return None
+        length = struct.unpack(">I", header[:4])[0]
+        if header[4:] == b"eXIf":
+            return handle.read(min(length, 1 << 16))
+        handle.seek(length + 4, os.SEEK_CUR)  # data and CRC
+    return None
+
+
+def _jpeg_exif_block(handle) -> bytes | None:
+    """The TIFF structure inside a JPEG's ``Exif`` APP1 segment, scanning only the header segments."""
+    if handle.read(2) != b"\xff\xd8":
+        return None
+    for _ in range(64):  # markers before the image data; a real file has a handful
+        marker = handle.read(4)
+        if len(marker) < 4 or marker[0] != 0xFF or marker[1] in (0xDA, 0xD9):
+            return None
+        length = struct.unpack(">H", marker[2:])[0]
+        if length < 2:
+            return None
+        body = handle.read(length - 2)
+        if marker[1] == 0xE1 and body.startswith(b"Exif\x00\x00"):
+            return body[6:]
+    return None
+
+
+def _tiff_orientation(tiff: bytes) -> int | None:
+    """Tag 0x0112 of the first IFD of a TIFF structure (little or big endian)."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return None
+    (offset,) = struct.unpack(order + "I", tiff[4:8])
+    if offset + 2 > len(tiff):
+        return None
+    (count,) = struct.unpack(order + "H", tiff[offset : offset + 2])
+    for index in range(min(count, 512)):
+        entry = tiff[offset + 2 + 12 * index : offset + 14 + 12 * index]
+        if len(entry) < 12:
+            return None
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        if tag == _EXIF_ORIENTATION and kind == 3:  # SHORT
+            return struct.unpack(order + "H", entry[8:10])[0]
+    return None
+
+
+_UPRIGHT = {  # EXIF orientation -> what turns the stored [H,W,C] pixels upright (as Pillow's exif_transpose)
+    2: lambda x: x[:, ::-1],  # mirrored left-right
+    3: lambda x: x[::-1, ::-1],  # rotated 180
+    4: lambda x: x[::-1],  # mirrored top-bottom
+    5: lambda x: x.transpose(1, 0, 2),  # transposed
+    6: lambda x: np.rot90(x, -1),  # needs 90 degrees clockwise
+    7: lambda x: x.transpose(1, 0, 2)[::-1, ::-1],  # transversed
+    8: lambda x: np.rot90(x, 1),  # needs 90 degrees counter-clockwise
+}
+
+
+def _apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels [H,W,C] turned upright as a viewer shows them for EXIF ``orientation`` (1 = unchanged)."""
+    turn = _UPRIGHT.get(orientation)
+    return image if turn is None else np.ascontiguousarray(turn(image))
+
+
+def stored_as_written(path: Path, channels: int) -> bool:
+    """True when ``path``'s file looks exactly as our writer would store its pixels (upright, same colour
+    model), so it can be copied byte for byte; a frame with an EXIF rotation, a palette or gray+alpha is
+    re-encoded instead, so every frame of one output looks alike in any viewer."""
+    if exif_orientation(path) != 1:
+        return False
+    if path.suffix.lower() != ".png":
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(26)
+    except OSError:
+        return False
+    return head.startswith(_PNG_SIGNATURE) and _PNG_COLOUR_TYPES.get(head[25]) == channels

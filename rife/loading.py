@@ -26,6 +26,9 @@ PREFERRED_NAMES = ("flownet.pkl", "flownet.safetensors", "flownet.pth")
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net", "params", "flownet")
 STRIPPED_PREFIXES = ("module.", "flownet.", "_orig_mod.")
 TRAINING_ONLY_PREFIXES = ("teacher.", "caltime.")
+WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+MAX_WRAPPER_DEPTH = 8  # {"state_dict": {"model": {...}}}: real checkpoints use one or two
+MAX_ENTRIES = 100_000  # a RIFE state dict has a few hundred tensors
 OFFICIAL_WEIGHTS_HINT = "Official RIFE 4.x checkpoints are published in the hzwer/Practical-RIFE README."
 
 
@@ -53,20 +56,55 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Inference tensors of a checkpoint file or directory, keys normalised to the official naming."""
+    """Inference tensors of a checkpoint file or directory, keys normalised to the official naming.
+
+    The container is recognised from the file's first bytes, not its suffix: a pickle renamed to
+    ``.safetensors`` (or the reverse) still loads, and a file that is neither is named for what it is."""
     file = resolve_checkpoint(path)
     if file.stat().st_size == 0:
         raise CheckpointError(f"{file} is empty (0 bytes): the download or copy did not finish; re-download it.")
-    raw = _read_safetensors(file) if _is_safetensors(file) else _read_pickle(file)
+    kind = sniff_format(file)
+    if kind == "safetensors" or (kind == "unknown" and file.suffix.lower() == ".safetensors"):
+        raw = _read_safetensors(file)
+    else:
+        raw = _read_pickle(file, kind)
     return normalize_state_dict(raw, origin=file)
 
 
-def _is_safetensors(file: Path) -> bool:
-    if file.suffix.lower() == ".safetensors":
-        return True
-    with open(file, "rb") as handle:  # safetensors starts with an 8-byte header length, then '{'
-        head = handle.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < file.stat().st_size
+FORMAT_NAMES = {
+    "safetensors": "a safetensors file",
+    "zip": "a PyTorch checkpoint (zip)",
+    "pickle": "a legacy PyTorch pickle",
+    "html": "a web page (HTML), which a failed download saves instead of the file; download it again",
+    "gzip": "a gzip archive: unpack it first",
+    "unknown": "of unknown format",
+}
+
+
+def sniff_format(file: Path) -> str:
+    """What the file holds, from its first bytes: a key of :data:`FORMAT_NAMES`."""
+    with open(file, "rb") as handle:
+        head = handle.read(16)
+    size = file.stat().st_size
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:
+        return "safetensors"  # an 8-byte little-endian header length, then the JSON header
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head.startswith(b"\x80"):
+        return "pickle"
+    if head.lstrip()[:1] == b"<":
+        return "html"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    return "unknown"
+
+
+def _suffix_note(file: Path, kind: str) -> str:
+    """`` (the file is X despite its .Y suffix)`` when the suffix promises another container."""
+    claims_safetensors = file.suffix.lower() == ".safetensors"
+    if kind == "unknown" or claims_safetensors == (kind == "safetensors"):
+        return ""
+    return f" (the file is {FORMAT_NAMES[kind]} despite its {file.suffix} suffix)"
 
 
 def _read_safetensors(file: Path) -> dict[str, Tensor]:
@@ -79,9 +117,13 @@ def _read_safetensors(file: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{file} is not a readable safetensors file ({exc}); re-download it.") from exc
 
 
-def _read_pickle(file: Path) -> object:
+def _read_pickle(file: Path, kind: str = "unknown") -> object:
+    if kind in ("html", "gzip"):
+        raise CheckpointError(f"{file} is not a RIFE checkpoint: it is {FORMAT_NAMES[kind]}.")
+    note = _suffix_note(file, kind)
     try:
-        return torch.load(file, map_location="cpu", weights_only=True)
+        with open(file, "rb") as handle:  # a file object: torch.load reads the content, whatever the suffix says
+            return torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "GLOBAL" in str(exc):  # the weights-only unpickler met a class or function: code, not weights
             raise CheckpointError(
@@ -90,41 +132,108 @@ def _read_pickle(file: Path) -> object:
                 f"source you trust."
             ) from exc
         raise CheckpointError(
-            f"{file} is not a RIFE checkpoint: neither a PyTorch nor a safetensors file (unreadable pickle data). "
-            "Re-download it."
+            f"{file} is not a RIFE checkpoint: neither a PyTorch nor a safetensors file (unreadable pickle data)"
+            f"{note}. Re-download it."
         ) from exc
     except Exception as exc:  # weights_only=True runs no code: any other failure means a damaged or foreign file
         raise CheckpointError(
-            f"{file} is not a readable PyTorch checkpoint: the file is truncated, corrupted or of another kind "
-            f"({type(exc).__name__}: {exc}). Re-download it."
+            f"{file} is not a readable PyTorch checkpoint{note}: the file is truncated, corrupted or of another "
+            f"kind ({type(exc).__name__}: {_clip(str(exc))}). Re-download it."
         ) from exc
 
 
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def normalize_state_dict(raw: object, *, origin: str | Path = "checkpoint") -> dict[str, Tensor]:
-    """Unwrap container dicts, strip ``module.``/``flownet.`` prefixes and drop training-only tensors."""
-    state = raw
-    while isinstance(state, Mapping) and not any(isinstance(v, Tensor) for v in state.values()):
-        inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), Mapping)), None)
-        if inner is None:
-            break
-        state = inner
-    if not isinstance(state, Mapping) or not any(isinstance(v, Tensor) for v in state.values()):
-        raise CheckpointError(f"{origin} holds no tensors ({type(raw).__name__}): it is not a model checkpoint.")
+    """Unwrap container dicts, strip ``module.``/``flownet.`` prefixes and drop training-only tensors.
+
+    The structure comes from an untrusted file, so the walk is bounded: at most :data:`MAX_WRAPPER_DEPTH`
+    wrappers, each visited once (a dict that contains itself ends the walk), at most :data:`MAX_ENTRIES` entries.
+    Only real floating-point dense tensors are accepted (:func:`check_tensor_types`)."""
+    state = _unwrap(raw, origin)
     result: dict[str, Tensor] = {}
     for key, value in state.items():
         if not isinstance(value, Tensor) or not isinstance(key, str):
             continue
         name = key
-        stripped = True
-        while stripped:
-            stripped = False
-            for prefix in STRIPPED_PREFIXES:
-                if name.startswith(prefix):
-                    name, stripped = name[len(prefix) :], True
+        for _ in range(len(key)):  # each pass removes one prefix, so the loop ends
+            prefix = next((p for p in STRIPPED_PREFIXES if name.startswith(p)), None)
+            if prefix is None:
+                break
+            name = name[len(prefix) :]
         if name.startswith(TRAINING_ONLY_PREFIXES):
             continue
         result[name] = value
+    check_tensor_types(result, origin=origin)
     return result
+
+
+def _unwrap(raw: object, origin: str | Path) -> Mapping:
+    """The mapping that holds the tensors: ``raw`` or a wrapper dict inside it (``{"state_dict": {...}}``)."""
+    state, seen = raw, set()
+    for _ in range(MAX_WRAPPER_DEPTH + 1):
+        if not isinstance(state, Mapping):
+            break
+        if len(state) > MAX_ENTRIES:
+            raise CheckpointError(
+                f"{origin} holds a dict of {len(state)} entries (at most {MAX_ENTRIES} are read): it is not a "
+                "RIFE checkpoint."
+            )
+        if _holds_tensors(state):
+            return state
+        seen.add(id(state))
+        inner = next((state[k] for k in WRAPPER_KEYS if isinstance(state.get(k), Mapping)), None)
+        if inner is None:
+            break
+        if id(inner) in seen:
+            raise CheckpointError(
+                f"{origin} holds no tensors: its dicts refer back to themselves (a cyclic structure, as only a "
+                "damaged or hostile file has). It is not a model checkpoint."
+            )
+        state = inner
+    else:
+        raise CheckpointError(
+            f"{origin} nests its dicts deeper than {MAX_WRAPPER_DEPTH} levels without reaching any tensor: "
+            "it is not a model checkpoint."
+        )
+    raise CheckpointError(f"{origin} holds no tensors ({type(raw).__name__}): it is not a model checkpoint.")
+
+
+def _holds_tensors(state: Mapping) -> bool:
+    return any(isinstance(v, Tensor) for v in state.values())
+
+
+def check_tensor_types(state: Mapping[str, Tensor], *, origin: str | Path = "checkpoint") -> None:
+    """Refuse every tensor that is not a dense, strided, real floating-point tensor with data.
+
+    Integer, bool, complex, float8, quantized, sparse and meta tensors would load as the right shapes and give
+    silent garbage (or fail deep inside torch); the message names the file and the offending tensors."""
+    bad: dict[str, list[str]] = {}
+    for key, value in state.items():
+        problem = _tensor_problem(value)
+        if problem is not None:
+            bad.setdefault(problem, []).append(key)
+    if bad:
+        problems = "; ".join(f"{kind}: {_preview(keys)}" for kind, keys in bad.items())
+        raise CheckpointError(
+            f"{origin} is not a usable RIFE checkpoint: RIFE weights are floating-point tensors "
+            f"({', '.join(str(d).removeprefix('torch.') for d in WEIGHT_DTYPES)}), but it holds {problems}. "
+            f"The file is damaged or was converted for another purpose; use an original checkpoint."
+        )
+
+
+def _tensor_problem(value: Tensor) -> str | None:
+    if value.is_quantized:
+        return f"quantized {value.dtype} tensors"
+    if value.layout != torch.strided:
+        return f"sparse ({value.layout}) tensors"
+    if value.is_meta:
+        return "meta tensors without data"
+    if value.dtype not in WEIGHT_DTYPES:
+        return f"{str(value.dtype).removeprefix('torch.')} tensors"
+    return None
 
 
 @functools.cache
@@ -181,6 +290,7 @@ def _preview(items: list[str], limit: int = 3) -> str:
 
 def build_net(state: Mapping[str, Tensor], *, origin: str | Path = "checkpoint") -> IFNet:
     """An :class:`IFNet` with ``state`` loaded strictly, after detection and a finiteness check (fp32)."""
+    check_tensor_types(state, origin=origin)
     spec = detect_arch(state, origin=origin)
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:

@@ -12,8 +12,9 @@ from .arch import ArchSpec, check_ensemble
 from .errors import InvalidInputError
 from .ifnet import IFNet, pad_to_multiple
 from .loading import build_net, read_state_dict, resolve_checkpoint
+from .validate import SCALES as SCALES
+from .validate import check_pixel_values, check_scale
 
-SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -37,16 +38,6 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
     if dtype not in DTYPES.values():
         raise InvalidInputError(f"Unsupported dtype {dtype}: use torch.float32, torch.float16 or torch.bfloat16.")
     return dtype
-
-
-def check_scale(scale: float) -> float:
-    """Raise :class:`InvalidInputError` unless ``scale`` is one of :data:`SCALES`."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or float(scale) not in SCALES:
-        raise InvalidInputError(
-            f"scale must be one of {', '.join(map(str, SCALES))} (1.0 = full-resolution flow, 0.5 for 4K), "
-            f"got {scale!r}."
-        )
-    return float(scale)
 
 
 def pick_scale(height: int, width: int) -> float:
@@ -123,6 +114,10 @@ class RIFEModel:
                 f"img0 and img1 must both be [N,3,H,W] tensors of the same shape, got {tuple(img0.shape)} and "
                 f"{tuple(img1.shape)}."
             )
+        if not (img0.is_floating_point() and img1.is_floating_point()):
+            raise InvalidInputError(f"img0 and img1 must be float tensors in 0..1, got {img0.dtype} and {img1.dtype}.")
+        check_pixel_values(img0, "img0 frame")
+        check_pixel_values(img1, "img1 frame")
         n, _, height, width = img0.shape
         t = torch.as_tensor(timestep, dtype=torch.float32).flatten()
         if t.numel() == 1:
@@ -131,9 +126,9 @@ class RIFEModel:
             raise InvalidInputError(
                 f"timestep must be a float or an [N] tensor with values in [0, 1], got {timestep!r}."
             )
-        out_dtype = img0.dtype if img0.is_floating_point() else torch.float32
+        out_dtype = img0.dtype
         multiple = self.pad_multiple(scale)
-        x0, x1 = (pad_to_multiple(x.to(self.device, self.dtype), multiple) for x in (img0, img1))
+        x0, x1 = (pad_to_multiple(x.to(self.device, self.dtype).clamp(0, 1), multiple) for x in (img0, img1))
         t = t.to(self.device)
         out = self.net(x0, x1, t, scale=scale, ensemble=ensemble)[..., :height, :width]
         return out.to(img0.device, out_dtype)

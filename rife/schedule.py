@@ -20,10 +20,12 @@ from fractions import Fraction
 from typing import Literal, TypeAlias
 
 from .errors import InvalidInputError
+from .validate import MAX_MULTIPLIER as MAX_MULTIPLIER
+from .validate import MODES as MODES
+from .validate import check_bool
+from .validate import check_multiplier as check_multiplier
 
 Mode = Literal["direct", "recursive", "bisect"]
-MODES: tuple[str, ...] = ("direct", "recursive", "bisect")
-MAX_MULTIPLIER = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,25 +95,10 @@ class Plan:
         return [op.position for op in self.ops()]
 
 
-def check_multiplier(multiplier: int, mode: str) -> None:
-    """Raise :class:`InvalidInputError` unless ``multiplier`` is usable with ``mode``."""
-    if mode not in MODES:
-        raise InvalidInputError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
-    if isinstance(multiplier, bool) or not isinstance(multiplier, int):
-        raise InvalidInputError(f"multiplier must be an integer, got {multiplier!r}.")
-    if not 1 <= multiplier <= MAX_MULTIPLIER:
-        raise InvalidInputError(f"multiplier must be between 1 and {MAX_MULTIPLIER}, got {multiplier}.")
-    if mode == "bisect" and multiplier & (multiplier - 1):
-        raise InvalidInputError(
-            f"Bisection halves each interval, so its multiplier must be a power of two (2, 4, 8, 16, ...); "
-            f"got {multiplier}. Use mode='recursive' or 'direct' for other multipliers."
-        )
-
-
 def pair_segment(a: int, b: int, start: Fraction | int, multiplier: int, mode: Mode) -> Segment:
     """Frames for source pair (``a`` at ``start``, ``b`` at ``start + 1``): ``a`` itself, then the in-betweens
     at ``start + k/multiplier`` for k = 1 .. multiplier-1 as ``mode`` computes them. ``b`` is not included."""
-    check_multiplier(multiplier, mode)
+    multiplier = check_multiplier(multiplier, mode)
     start = Fraction(start)
     n = multiplier
     # ops[k] is the frame at local position k (k = 0 .. n-1); position n is b.
@@ -160,7 +147,8 @@ def clip_plan(num_frames: int, multiplier: int, mode: Mode = "direct", *, loop: 
     With loop: the pair last->first is interpolated too, giving ``B*multiplier`` outputs that repeat
     seamlessly (the frame after the last output is the first one again).
     A single frame is returned unchanged (also with loop: there is nothing to join)."""
-    check_multiplier(multiplier, mode)
+    multiplier = check_multiplier(multiplier, mode)
+    loop = check_bool(loop, "loop")
     if num_frames < 1:
         raise InvalidInputError("Cannot interpolate an empty clip: at least one frame is needed.")
     if num_frames == 1:

@@ -29,10 +29,20 @@ import torch
 from torch import Tensor
 
 from .arch import check_ensemble
-from .engine import check_batch_size, run_plan, stream_plan
+from .engine import run_plan, stream_plan
 from .errors import InvalidInputError
-from .model import RIFEModel, check_scale
-from .schedule import MAX_MULTIPLIER, MODES, Copy, Interp, Mode, Plan, Segment, check_multiplier, clip_plan
+from .model import RIFEModel
+from .schedule import Copy, Interp, Mode, Plan, Segment, clip_plan
+from .validate import (
+    check_batch_size,
+    check_bool,
+    check_fps_ratio,
+    check_mode,
+    check_multiplier,
+    check_scale,
+    check_threshold,
+)
+from .validate import parse_fps as parse_fps
 
 # Scene score of a pair above this is a cut. Measured (bench/timing_thresholds.py, README.md): real consecutive
 # pairs <= 0.028; pans up to 32 px/frame, zooms and 20 % exposure jumps <= 0.07; a whip pan of 1/4 of the width per
@@ -43,9 +53,6 @@ DEFAULT_SCENE_THRESHOLD = 0.15
 DEFAULT_DEDUPE_THRESHOLD = 0.03
 THUMBNAIL_WIDTH = 64
 HISTOGRAM_BINS = 16
-# Floats within this relative distance of a fraction with denominator <= 1001 snap to it (29.97002997 -> 30000/1001).
-_FPS_SNAP_DENOMINATOR = 1001
-_FPS_SNAP_TOLERANCE = 1e-9
 
 Progress = Callable[[int, int], None]
 
@@ -75,41 +82,6 @@ class RetimeResult:
 
 
 # ----------------------------------------------------------------------------------------------- frame rates
-
-
-def parse_fps(value: int | float | str | Fraction) -> Fraction:
-    """A frame rate as an exact positive ``Fraction``.
-
-    Accepts ints, Fractions, strings (``"24"``, ``"23.976"``, ``"30000/1001"``) and floats. Strings and floats
-    are read as the decimal they spell (``23.976`` -> 2997/125, exactly what was typed); a float that is within
-    1e-9 (relative) of a fraction with denominator <= 1001 snaps to it, so ``30000 / 1001`` computed as a float
-    comes back as ``Fraction(30000, 1001)``."""
-    if isinstance(value, bool):
-        raise InvalidInputError(f"A frame rate must be a positive number such as 24 or '30000/1001', got {value!r}.")
-    try:
-        if isinstance(value, str):
-            fps = Fraction(value.strip())
-        elif isinstance(value, numbers.Rational):
-            fps = Fraction(value)
-        elif isinstance(value, numbers.Real):
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError(number)
-            fps = _snap_float(Fraction(repr(number)))
-        else:
-            raise TypeError(type(value).__name__)
-    except (ValueError, TypeError, ZeroDivisionError, OverflowError) as error:
-        raise InvalidInputError(
-            f"Cannot read the frame rate {value!r}: use a positive number such as 24, 23.976 or '30000/1001'."
-        ) from error
-    if fps <= 0:
-        raise InvalidInputError(f"A frame rate must be positive, got {value!r}.")
-    return fps
-
-
-def _snap_float(exact: Fraction) -> Fraction:
-    snapped = exact.limit_denominator(_FPS_SNAP_DENOMINATOR)
-    return snapped if abs(snapped - exact) <= _FPS_SNAP_TOLERANCE * abs(exact) else exact
 
 
 def conversion_positions(num_frames: int, fps_in: Fraction, fps_out: Fraction, *, loop: bool = False) -> list[Fraction]:
@@ -246,7 +218,7 @@ def detect_scene_cuts(
     """Cut pairs of a clip: ``i`` means source ``i`` and ``i + 1`` belong to different shots (their
     :func:`scene_score` is above ``threshold``). With ``loop`` the pair last->first is checked too (index B-1).
     ``threshold`` 0 disables detection."""
-    threshold = _check_threshold(threshold, "scene_threshold")
+    threshold = check_threshold(threshold, "scene_threshold")
     if threshold == 0:
         return []
     return _detect(frames, scene_threshold=threshold, dedupe_threshold=None, loop=loop).cuts
@@ -256,7 +228,7 @@ def detect_held_frames(frames: Sequence[Tensor], threshold: float = DEFAULT_DEDU
     """Held runs ``(a, b)``: frames ``a + 1 .. b - 1`` repeat frame ``a`` (their :func:`held_score` against
     frame ``a`` is at most ``threshold``) and ``b`` is the next distinct frame, or ``B`` when the run lasts to
     the end of the clip."""
-    threshold = _check_threshold(threshold, "dedupe_threshold")
+    threshold = check_threshold(threshold, "dedupe_threshold")
     return _detect(frames, scene_threshold=None, dedupe_threshold=threshold, loop=False).held
 
 
@@ -291,8 +263,7 @@ def timed_plan(
       of the clip stays as it is (there is no next frame), except with loop where it leads to frame 0 (unless
       frame 0 repeats it too); a run whose next frame is across a cut stays as it is.
     """
-    if mode not in MODES:
-        raise InvalidInputError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
+    mode = check_mode(mode)
     rate_in = None if fps_in is None else parse_fps(fps_in)
     rate_out = None if fps_out is None else parse_fps(fps_out)
     if multiplier is not None:
@@ -300,7 +271,7 @@ def timed_plan(
             raise InvalidInputError(
                 "Give either multiplier or fps_out (with fps_in), not both: fps_out is fps_in * multiplier."
             )
-        check_multiplier(multiplier, mode)
+        multiplier = check_multiplier(multiplier, mode)
         result_fps = None if rate_in is None else rate_in * multiplier
     else:
         if rate_in is None or rate_out is None:
@@ -312,16 +283,11 @@ def timed_plan(
                 f"Frame rate conversion computes every output directly from its source pair, so mode must be "
                 f"'direct', got {mode!r}; recursive and bisect need an integer multiplier instead of fps_out."
             )
-        if rate_out / rate_in > MAX_MULTIPLIER:
-            raise InvalidInputError(
-                f"fps_out may be at most {MAX_MULTIPLIER} times fps_in, got {rate_in} -> {rate_out}; "
-                "convert in two passes if you really need more."
-            )
+        check_fps_ratio(rate_in, rate_out)
         result_fps = rate_out
-    if not isinstance(loop, bool) or not isinstance(dedupe, bool):
-        raise InvalidInputError(f"loop and dedupe must be True or False, got loop={loop!r}, dedupe={dedupe!r}.")
-    scene_threshold = _check_threshold(scene_threshold, "scene_threshold")
-    dedupe_threshold = _check_threshold(dedupe_threshold, "dedupe_threshold")
+    loop, dedupe = check_bool(loop, "loop"), check_bool(dedupe, "dedupe")
+    scene_threshold = check_threshold(scene_threshold, "scene_threshold")
+    dedupe_threshold = check_threshold(dedupe_threshold, "dedupe_threshold")
     try:
         num_frames = len(frames)
     except TypeError as error:
@@ -397,12 +363,6 @@ def _held_op(position: Fraction, start: int, end: int, num_frames: int) -> Copy 
     if position == start:
         return Copy(position, start)
     return Interp(position, start, end % num_frames, float((position - start) / (end - start)))
-
-
-def _check_threshold(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-        raise InvalidInputError(f"{name} must be a finite number >= 0 (0 disables), got {value!r}.")
-    return float(value)
 
 
 def _check_cuts(cuts: Iterable[int], num_frames: int, loop: bool) -> list[int]:

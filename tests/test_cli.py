@@ -362,7 +362,10 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, setup, expected):
         (["--fps-in", "24", "--fps-out", "60", "--recursive"], "frame rate conversion (--fps-out) works in direct"),
         (["--fps-in", "0", "--fps-out", "30"], "--fps-in: A frame rate must be positive, got '0'."),
         (["--fps-in", "abc", "--fps-out", "30"], "--fps-in: Cannot read the frame rate 'abc'"),
-        (["--scene-threshold", "-1"], "--scene-threshold must be 0 (off) or positive, got -1.0"),
+        (
+            ["--scene-threshold", "-1"],
+            "--scene-threshold: scene threshold must be a finite number >= 0 (0 disables), got -1.0.",
+        ),
         (["--device", "tpu"], "unknown --device 'tpu': use auto, cpu, cuda, cuda:N or mps"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
     ],

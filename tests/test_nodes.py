@@ -293,6 +293,18 @@ def test_checkpoints_are_listed_from_all_three_places(comfy, model_dirs, monkeyp
     assert comfy.checkpoints.checkpoint_names()[3] == "flownet_v4.0.pkl"
 
 
+def test_pack_folder_with_symlink_loops_lists_each_checkpoint_once(comfy, model_dirs) -> None:
+    ckpt = model_dirs["ckpt"]
+    touch(ckpt / "rifev4_25" / "flownet.pkl")
+    touch(ckpt / "extra" / "model.safetensors")
+    (ckpt / "extra" / "back").symlink_to(ckpt, target_is_directory=True)  # a loop to the top
+    (ckpt / "extra" / "self").symlink_to(ckpt / "extra", target_is_directory=True)  # a loop to itself
+    (ckpt / "again").symlink_to(ckpt / "rifev4_25", target_is_directory=True)  # a second name for one folder
+    (ckpt / "nowhere").symlink_to(ckpt / "missing", target_is_directory=True)  # broken
+    entries = comfy.checkpoints._pack_entries()
+    assert entries == ["extra/model.safetensors", "rifev4_25"]  # the real folder's name, not the link's
+
+
 def test_missing_checkpoint_says_where_to_put_it_and_where_to_get_it(comfy, model_dirs) -> None:
     model_dirs["rife"].rmdir()  # a missing folder must not break the listing either
     assert comfy.checkpoints.checkpoint_names()[0] == "flownet_v4.0.pkl"

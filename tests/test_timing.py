@@ -273,7 +273,7 @@ def test_single_frame_clip_gives_one_frame():
         ({"multiplier": 2, "mode": "fast"}, "Unknown mode 'fast'"),
         ({"multiplier": 2, "scene_threshold": -0.1}, "scene_threshold must be a finite number >= 0"),
         ({"multiplier": 2, "dedupe": True, "dedupe_threshold": float("nan")}, "dedupe_threshold must be a finite"),
-        ({"multiplier": 2, "loop": "yes"}, "loop and dedupe must be True or False"),
+        ({"multiplier": 2, "loop": "yes"}, "loop must be True or False, got 'yes'"),
         ({"multiplier": 2, "cuts": [4]}, r"Cut 4 is not a pair index of this clip.*from 0 to 3 for 5 frames"),
         (
             {"multiplier": 2, "cuts": [5], "loop": True},
