@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import timing
+from . import outputdir, timing
 from .arch import check_ensemble
 from .engine import check_batch_size, stream_plan
 from .errors import InvalidInputError, RIFEError, VideoError
@@ -827,32 +827,37 @@ def interpolate_video(
         extra["ensemble"] = True
     if free_memory is not None:
         extra["free_memory"] = free_memory
-    if settings is not None:
-        sink: VideoWriter | _FolderSink = VideoWriter(
-            output,
-            fps=timed.fps_out,
-            width=info.width,
-            height=info.height,
-            settings=settings,
-            color=info.color,
-            display_matrix=info.display_matrix,
-            audio_source=source if info.audio_codecs else None,
-            audio_offset=info.start,
-            notes=notes,
-        )
-    else:
-        sink = _FolderSink(output, source, info.bits, info.width, info.height, overwrite)
-    try:
-        if on_start is not None:
-            on_start(info, timed, notes)
-        with _open_frames(info) as frames:
-            stream = stream_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, **extra)
-            for frame in stream:
-                sink.write(frame)
-        sink.close()
-    except BaseException:
-        sink.abort()
-        raise
+    with contextlib.ExitStack() as folder_lock:
+        if settings is not None:
+            sink: VideoWriter | _FolderSink = VideoWriter(
+                output,
+                fps=timed.fps_out,
+                width=info.width,
+                height=info.height,
+                settings=settings,
+                color=info.color,
+                display_matrix=info.display_matrix,
+                audio_source=source if info.audio_codecs else None,
+                audio_offset=info.start,
+                notes=notes,
+            )
+        else:  # frames into a folder: the folder path's checks and lock (one run per output folder)
+            outputdir.check_output_path(output, input_folder=source)
+            folder_lock.enter_context(outputdir.locked_folder(output))
+            sink = _FolderSink(output, source, info.bits, info.width, info.height, overwrite)
+        try:
+            if on_start is not None:
+                on_start(info, timed, notes)
+            with _open_frames(info) as frames:
+                stream = stream_plan(
+                    model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, **extra
+                )
+                for frame in stream:
+                    sink.write(frame)
+            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
     return VideoResult(
         output=output,
         frames_in=info.num_frames,
