@@ -1,27 +1,25 @@
-"""ComfyUI nodes of the pack (V1 node API): thin adapters over :mod:`rife`.
+"""ComfyUI nodes of the pack (V3 node API, ``comfy_api.latest``): thin adapters over :mod:`rife`.
 
-Imported only when ComfyUI is present (see the pack's root ``__init__.py``); importing it registers the
-``rife`` model folder with ComfyUI.
+Imported only inside a ComfyUI recent enough for the V3 API (see the pack's root ``__init__.py``).
 """
 
-from .checkpoints import register_model_folder
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from .checkpoints import register_model_folders
 from .interpolate import RIFEFrameRate, RIFEInterpolate, RIFERecursiveInterpolate
 from .loader import LoadRIFEModel
 
-register_model_folder()
+NODES: list[type[io.ComfyNode]] = [LoadRIFEModel, RIFEInterpolate, RIFERecursiveInterpolate, RIFEFrameRate]
 
-NODE_CLASS_MAPPINGS = {
-    "LoadRIFEModel": LoadRIFEModel,
-    "RIFEInterpolate": RIFEInterpolate,
-    "RIFERecursiveInterpolate": RIFERecursiveInterpolate,
-    "RIFEFrameRate": RIFEFrameRate,
-}
 
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LoadRIFEModel": "Load RIFE Model",
-    "RIFEInterpolate": "RIFE Interpolate",
-    "RIFERecursiveInterpolate": "RIFE Recursive Interpolate",
-    "RIFEFrameRate": "RIFE Frame Rate Convert",
-}
+class RIFEExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+
+async def comfy_entrypoint() -> RIFEExtension:
+    """Called by ComfyUI when it loads the pack: registers the model folders, returns the nodes."""
+    register_model_folders()
+    return RIFEExtension()

@@ -4,7 +4,9 @@ Three places are searched, in this order:
 
 * ComfyUI's model folder ``rife`` (``models/rife`` plus any ``rife:`` entry of ``extra_model_paths.yaml``),
   names as ComfyUI lists them (``flownet_v4.25.pkl``, ``rifev4_25/flownet.pkl``);
-* ComfyUI's own ``frame_interpolation`` folder, where ComfyUI has one, as ``frame_interpolation/<name>``;
+* ComfyUI's own ``frame_interpolation`` folder (``models/frame_interpolation``, where ComfyUI core keeps the RIFE
+  files Comfy-Org publishes), under the plain file name as core's loader lists it (``rife_v4.25.safetensors``); the
+  pack registers that folder on a ComfyUI too old to have it. A name already listed from ``rife`` wins;
 * the pack's ``ckpt/`` folder, as ``ckpt/<name>``; a directory there holding ``flownet.pkl`` (the original
   ``ckpt/rifev4_25/`` layout) is one entry.
 
@@ -22,45 +24,53 @@ from pathlib import Path
 import folder_paths
 
 from ..rife import CheckpointError
-from ..rife.download import CHECKPOINTS, VERSIONS, download_checkpoint
+from ..rife.download import CHECKPOINTS, RECOMMENDED_VERSION, VERSIONS, download_checkpoint
 from ..rife.loading import CHECKPOINT_SUFFIXES, PREFERRED_NAMES
 
 FOLDER = "rife"
 CORE_FOLDER = "frame_interpolation"
-CORE_PREFIX = "frame_interpolation/"
+CORE_RECOMMENDED = "rife_v4.25.safetensors"  # Comfy-Org's file of the recommended version
 PACK_PREFIX = "ckpt/"
 PACK_CKPT_DIR = Path(__file__).resolve().parents[1] / "ckpt"
 OFFICIAL_WEIGHTS = "https://github.com/hzwer/Practical-RIFE#trained-model"
+CORE_WEIGHTS = "https://huggingface.co/Comfy-Org/frame_interpolation"
 
 
-def register_model_folder() -> None:
-    """Register ``models/rife`` with ComfyUI, after any paths ``extra_model_paths.yaml`` gave the same name.
+def register_model_folders() -> None:
+    """Register ``models/rife`` with ComfyUI (after any paths ``extra_model_paths.yaml`` gave the same name), and
+    ``models/frame_interpolation`` where ComfyUI does not have it yet (it came with core's RIFE node, 2026).
 
     ComfyUI registers a new folder name with no extension filter (every file listed), so the checkpoint
     extensions are set here when the entry has none."""
-    folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
-    paths, extensions = folder_paths.folder_names_and_paths[FOLDER]
-    if not extensions:
-        folder_paths.folder_names_and_paths[FOLDER] = (paths, set(CHECKPOINT_SUFFIXES))
+    for folder in (FOLDER, CORE_FOLDER):
+        if folder == FOLDER or folder not in folder_paths.folder_names_and_paths:
+            folder_paths.add_model_folder_path(folder, os.path.join(folder_paths.models_dir, folder))
+        paths, extensions = folder_paths.folder_names_and_paths[folder]
+        if not extensions:
+            folder_paths.folder_names_and_paths[folder] = (paths, set(CHECKPOINT_SUFFIXES))
 
 
 def checkpoint_names() -> list[str]:
     """Every choice of the loader's ``ckpt_name`` combo: checkpoints on disk, then downloadable ones."""
     names = _with_suffix(folder_paths.get_filename_list(FOLDER))
-    if CORE_FOLDER in folder_paths.folder_names_and_paths:
-        names += [CORE_PREFIX + name for name in _with_suffix(folder_paths.get_filename_list(CORE_FOLDER))]
+    names += [name for name in _with_suffix(_core_names()) if name not in names]
     names += [PACK_PREFIX + name for name in _pack_entries()]
     on_disk = set(names)
     return names + [CHECKPOINTS[v].filename for v in VERSIONS if CHECKPOINTS[v].filename not in on_disk]
 
 
+def default_name(names: list[str]) -> str:
+    """The recommended RIFE 4.25: core's file where it is listed, else the official one (on disk or downloadable)."""
+    return CORE_RECOMMENDED if CORE_RECOMMENDED in names else CHECKPOINTS[RECOMMENDED_VERSION].filename
+
+
 def resolve(name: str) -> Path | None:
     """The file or directory ``name`` (a ``checkpoint_names()`` entry) stands for, or None when it is missing."""
-    found = folder_paths.get_full_path(FOLDER, name)
-    if found is None and name.startswith(CORE_PREFIX) and CORE_FOLDER in folder_paths.folder_names_and_paths:
-        found = folder_paths.get_full_path(CORE_FOLDER, name.removeprefix(CORE_PREFIX))
-    if found is not None:
-        return Path(found)
+    for folder in (FOLDER, CORE_FOLDER):
+        if folder in folder_paths.folder_names_and_paths:
+            found = folder_paths.get_full_path(folder, name)
+            if found is not None:
+                return Path(found)
     if name.startswith(PACK_PREFIX):
         candidate = (PACK_CKPT_DIR / name.removeprefix(PACK_PREFIX)).resolve()
         if candidate.is_relative_to(PACK_CKPT_DIR.resolve()) and candidate.exists():
@@ -100,12 +110,19 @@ def missing_message(name: str) -> str:
         f"{', '.join(CHECKPOINT_SUFFIXES)}, or a folder holding flownet.pkl) into one of: "
         f"{'; '.join(search_folders())} (folders that do not exist yet can be created), then refresh ComfyUI "
         f"(press R). The official RIFE 4.x checkpoints are published in the Practical-RIFE README: "
-        f"{OFFICIAL_WEIGHTS} (RIFE 4.25 is the recommended one)."
+        f"{OFFICIAL_WEIGHTS} (RIFE 4.25 is the recommended one); ComfyUI core's files (rife_v4.25.safetensors, "
+        f"rife_v4.26.safetensors, ...) are at {CORE_WEIGHTS} and go into models/{CORE_FOLDER}."
     )
     version = downloadable_version(name)
     if version is not None:
         message += f" Or set download_if_missing to true to download RIFE {version} as {download_dir() / name}."
     return message
+
+
+def _core_names() -> list[str]:
+    if CORE_FOLDER not in folder_paths.folder_names_and_paths:
+        return []
+    return folder_paths.get_filename_list(CORE_FOLDER)
 
 
 def _with_suffix(names: list[str]) -> list[str]:

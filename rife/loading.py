@@ -20,6 +20,7 @@ from torch import Tensor
 from .arch import ARCHS, ArchSpec
 from .errors import CheckpointError
 from .ifnet import IFNet
+from .layouts import to_official_layout
 
 CHECKPOINT_SUFFIXES = (".pkl", ".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 PREFERRED_NAMES = ("flownet.pkl", "flownet.safetensors", "flownet.pth")
@@ -68,7 +69,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         raw = _read_safetensors(file)
     else:
         raw = _read_pickle(file, kind)
-    return normalize_state_dict(raw, origin=file)
+    return to_official_layout(normalize_state_dict(raw, origin=file))
 
 
 FORMAT_NAMES = {
