@@ -132,7 +132,13 @@ def _interpolation_parser() -> _Parser:
     parser.add_argument("--recursive", action="store_true", help="same as --mode recursive")
     parser.add_argument("--mode", choices=MODES, help="how in-betweens are computed (default: direct)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--fp16", action="store_true", help="half precision (faster on GPUs)")
+    parser.add_argument("--fp16", action="store_true", help="half precision (faster on GPUs); same as --precision fp16")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        default="auto",
+        help="auto (default): bf16 on CPUs with native bf16, else fp32",
+    )
     parser.add_argument(
         "--ensemble",
         action="store_true",
@@ -175,7 +181,7 @@ def _interpolate_command(argv: list[str]) -> int:
         model = load_model(
             model_path,
             device=device,
-            dtype=torch.float16 if args.fp16 else torch.float32,
+            dtype="fp16" if args.fp16 else args.precision,
         )
         try:  # a usage mistake: refused before any frame is computed or written
             check_ensemble(model.spec, options.ensemble)

@@ -1,20 +1,30 @@
 """Execute schedules over whole clips: the fast, memory-bounded part of the library.
 
-The executor walks a :class:`~rife.schedule.Plan` segment by segment. Each source frame is moved to the
-model's device, padded and encoded once, and kept only while a later segment still reads it; in-betweens
-that share anchors are computed together in timestep batches; outputs are written into one preallocated
-tensor (:func:`run_plan`) or handed out one by one (:func:`stream_plan`) so a folder of thousands of frames
-never sits in memory. ``progress(done, total)`` runs after every output frame and may raise to cancel.
+A run walks a :class:`~rife.schedule.Plan` segment by segment, in four pieces that each do one thing:
+
+- :class:`_FrameStore` reads each source frame once, keeps it (float32, for exact copies, and encoded for the
+  model) only while a later segment still reads it;
+- :class:`_Inference` is the model side: it encodes anchors and computes in-betweens, the one place that calls
+  the network (``net.flow``); generated anchors stay on the compute device;
+- :class:`_Workers` runs chunks of work: on CPU on several single-threaded threads, elsewhere inline;
+- :class:`_Scheduler` hands out the output frames in order while computing in-betweens ahead of them, in
+  chunks of up to ``batch_size`` in-betweens that may belong to different pairs (one network call);
+  out of memory is answered by :class:`~rife.memory.MemoryPolicy`.
+
+Outputs are written into one preallocated tensor (:func:`run_plan`) or handed out one by one
+(:func:`stream_plan`), so a folder of thousands of frames never sits in memory. ``progress(done, total)`` runs
+after every output frame and may raise to cancel. Every returned tensor is an ordinary tensor (not an
+inference-mode one): callers may use it in autograd or modify it in place.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import torch
 from torch import Tensor
@@ -22,6 +32,7 @@ from torch import Tensor
 from .arch import check_ensemble
 from .errors import InvalidInputError, OutOfMemory, RIFEError
 from .ifnet import PreparedFrame, WarpGrid, blend, pad_to_multiple
+from .memory import FreeMemory, MemoryPolicy, is_out_of_memory
 from .model import RIFEModel
 from .schedule import Copy, Gen, Interp, Mode, Plan, Ref, Segment, clip_plan
 from .validate import check_batch_size as check_batch_size
@@ -47,21 +58,16 @@ def interpolate(
     loop: bool = False,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    free_memory: FreeMemory | None = None,
     ensemble: bool = False,
 ) -> Tensor:
     """Interpolate a clip ``frames`` [B,H,W,C] to ``(B-1)*multiplier + 1`` frames (``B*multiplier`` with loop).
 
     Originals are copied exactly to positions ``k*multiplier``; see :func:`run_plan` for input handling."""
     check_frames(frames)
-    return run_plan(
-        model,
-        frames,
-        clip_plan(frames.shape[0], multiplier, mode, loop=loop),
-        scale=scale,
-        progress=progress,
-        batch_size=batch_size,
-        ensemble=ensemble,
-    )
+    plan = clip_plan(frames.shape[0], multiplier, mode, loop=loop)
+    options = {"batch_size": batch_size, "free_memory": free_memory, "ensemble": ensemble}
+    return run_plan(model, frames, plan, scale=scale, progress=progress, **options)
 
 
 def stream_interpolate(
@@ -74,11 +80,13 @@ def stream_interpolate(
     loop: bool = False,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    free_memory: FreeMemory | None = None,
     ensemble: bool = False,
 ) -> Iterator[Tensor]:
     """Streaming :func:`interpolate`: ``frames`` is a lazy sequence of [H,W,C] frames; yields [H,W,C] frames."""
     plan = clip_plan(len(frames), multiplier, mode, loop=loop)
-    return stream_plan(model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, ensemble=ensemble)
+    options = {"batch_size": batch_size, "free_memory": free_memory, "ensemble": ensemble}
+    return stream_plan(model, frames, plan, scale=scale, progress=progress, **options)
 
 
 def run_plan(
@@ -89,6 +97,7 @@ def run_plan(
     scale: float = 1.0,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    free_memory: FreeMemory | None = None,
     ensemble: bool = False,
 ) -> Tensor:
     """Execute ``plan`` on ``frames`` [B,H,W,C] (C = 1, 3 or 4) and return [plan.num_outputs,H,W,C] float32 on
@@ -96,14 +105,16 @@ def run_plan(
 
     Inputs may be float32/16/bf16 in 0..1 or uint8 in 0..255; the model sees them clamped to 0..1, copies of
     source frames are exact (converted to float32). RGBA: the alpha channel is warped with the same motion as
-    the colour. NaN or infinite pixels raise :class:`InvalidInputError` before any work."""
+    the colour. NaN or infinite pixels raise :class:`InvalidInputError` before any work. Out of memory halves
+    the batch, then calls ``free_memory()`` once (if given) and retries, then raises :class:`~rife.OutOfMemory`."""
     check_frames(frames)
     if plan.num_frames != frames.shape[0]:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {frames.shape[0]} were given.")
     check_pixel_values(frames)
+    options = {"batch_size": batch_size, "free_memory": free_memory, "ensemble": ensemble}
+    scheduler = _checked_scheduler(model, frames, plan, scale, progress, **options, private=False)
     out = torch.empty((plan.num_outputs, *frames.shape[1:]), dtype=torch.float32, device=frames.device)
-    executor = _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble, private_copies=False)
-    for index, frame in enumerate(executor.run()):
+    for index, frame in enumerate(scheduler.run()):
         out[index] = frame
     return out
 
@@ -116,23 +127,44 @@ def stream_plan(
     scale: float = 1.0,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    free_memory: FreeMemory | None = None,
     ensemble: bool = False,
 ) -> Iterator[Tensor]:
     """Execute ``plan`` and yield its output frames [H,W,C] float32 in order.
 
     ``frames`` needs only ``len()`` and ``frames[i]`` -> [H,W,C]; each source frame is read about once.
     Yielded frames belong to the caller (originals are copies, not the caller's own tensors)."""
-    return _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble, private_copies=True).run()
+    options = {"batch_size": batch_size, "free_memory": free_memory, "ensemble": ensemble}
+    return _checked_scheduler(model, frames, plan, scale, progress, **options, private=True).run()
 
 
-def _checked_executor(model, frames, plan, scale, progress, batch_size, ensemble, *, private_copies) -> _Executor:
-    """Validate every option before any work, then build the executor."""
+def _checked_scheduler(model, frames, plan, scale, progress, *, batch_size, free_memory, ensemble, private: bool):
+    """Validate every option before any work, then build the run's pieces."""
     scale = check_scale(scale)
     check_ensemble(model.spec, ensemble)
     if len(frames) != plan.num_frames:
         raise InvalidInputError(f"The plan is for {plan.num_frames} frames but {len(frames)} were given.")
     batch_size = check_batch_size(batch_size)
-    return _Executor(model, frames, plan, scale, progress, batch_size, private_copies=private_copies, ensemble=ensemble)
+    if free_memory is not None and not callable(free_memory):
+        raise InvalidInputError(f"free_memory must be a function without arguments, got {free_memory!r}.")
+    out_device = frames.device if isinstance(frames, Tensor) else torch.device("cpu")
+    inference = _Inference(model, scale, out_device, ensemble=ensemble)
+    store = _FrameStore(frames, plan, out_device, inference.encode, private_copies=private)
+    policy = MemoryPolicy(
+        batch_size or DEFAULT_BATCH.get(model.device.type, 1), model.device, store.describe(scale), free_memory
+    )
+    return _Scheduler(plan, store, inference, policy, progress)
+
+
+def is_finite(values: Tensor) -> bool:
+    """Whether every value is finite, without a temporary the size of ``values`` (a min/max reduction: NaN
+    propagates, infinities are the extremes)."""
+    if values.numel() == 0:
+        return True
+    if values.device.type == "mps":  # no aminmax on older MPS builds
+        return bool(torch.isfinite(values).all())
+    low, high = torch.aminmax(values)
+    return math.isfinite(low.item()) and math.isfinite(high.item())
 
 
 def as_float_frame(frame: Tensor) -> Tensor:
@@ -142,165 +174,44 @@ def as_float_frame(frame: Tensor) -> Tensor:
     return frame.float()
 
 
-class _Executor:
+# ------------------------------------------------------------------------------------------------ frame store
+
+
+class _FrameStore:
+    """Source frames of a run: each read once and kept, as float32 on the output device (exact copies) and
+    encoded for the model, only while a segment still reads it."""
+
     def __init__(
         self,
-        model: RIFEModel,
         frames: Sequence[Tensor],
         plan: Plan,
-        scale: float,
-        progress: Progress | None,
-        batch_size: int | None,
+        out_device: torch.device,
+        encode: Callable[[Tensor], PreparedFrame],
         *,
         private_copies: bool,
-        ensemble: bool = False,
     ) -> None:
-        self.model, self.frames, self.plan, self.scale, self.progress = model, frames, plan, scale, progress
-        self.device, self.dtype = model.device, model.dtype
-        self.out_device = frames.device if isinstance(frames, Tensor) else torch.device("cpu")
-        self.batch_size = batch_size or DEFAULT_BATCH.get(self.device.type, 1)
-        self.multiple = model.pad_multiple(scale)
-        self.size: tuple[int, ...] | None = None
-        self.raw: dict[int, Tensor] = {}  # source index -> float32 [H,W,C] as given (for exact copies)
+        self.frames, self.out_device, self.encode = frames, out_device, encode
+        self.private_copies = private_copies  # stream_plan hands out copies of originals; run_plan copies anyway
+        self.size: tuple[int, ...] | None = None  # [H,W,C] of the first frame read; all must match it
+        self.raw: dict[int, Tensor] = {}  # source index -> float32 [H,W,C] as given
         self.anchors: dict[int, PreparedFrame] = {}  # source index -> what the model reads
         self.last_use = _last_use(plan)
-        self.private_copies = private_copies  # stream_plan hands out copies of originals; run_plan copies anyway
-        self.grid: WarpGrid | None = None  # warp grid of the padded frame size, built by the first in-between
-        self.stop = threading.Event()  # set when the consumer cancels: workers give up before their next step
-        self.ensemble = ensemble  # the official option: every block also sees the reversed pair
 
-    def run(self) -> Iterator[Tensor]:
-        workers = self._cpu_workers()
-        with torch.inference_mode():
-            yield from self._schedule(workers)
+    def describe(self, scale: float) -> Callable[[], str]:
+        """The work in words for error messages (the size is known once a frame was read)."""
 
-    def _cpu_workers(self) -> int:
-        """In-betweens computed at once: on CPU, several single-threaded workers beat one multi-threaded run
-        (warps, resizes and copies are memory-bound and scale poorly across threads; bench/bench_engine.py)."""
-        in_betweens = sum(isinstance(op, Interp) for op in self.plan.ops())
-        if self.device.type != "cpu" or in_betweens < 2:
-            return 1
-        return min(torch.get_num_threads(), MAX_CPU_WORKERS)
+        def text() -> str:
+            height, width = self.size[:2] if self.size else ("?", "?")
+            return f"one {width}x{height} frame at scale {scale}"
 
-    def _schedule(self, workers: int) -> Iterator[Tensor]:
-        """Hand out the plan's frames in order while computing in-betweens ahead of them.
+        return text
 
-        Work is split into chunks (the ready in-betweens of one segment that share their anchors, up to a
-        timestep batch), dispatched earliest segment first. With several workers, chunks run on single-threaded
-        threads, up to two per worker queued so that none waits while this thread reads and encodes the next
-        source frames (workers never touch the frame sequence) or while the consumer handles a frame; with one,
-        each chunk runs here when the next frame needs it. Cancelling (the consumer stops or ``progress`` raises)
-        stops the workers before their next chunk."""
-        threads = torch.get_num_threads()
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="rife") if workers > 1 else None
-        capacity, lookahead = (2 * workers, workers + 1) if pool else (1, 1)  # chunks in flight, segments open
-        if pool:
-            torch.set_num_threads(max(1, threads // workers))
-        segments = iter(enumerate(self.plan.segments))
-        runs: deque[_SegmentRun] = deque()  # started, not yet fully handed out, in output order
-        in_flight: dict[Future[_Result], _Chunk] = {}
-        done = 0
-        try:
-            while True:
-                while len(runs) < lookahead and (item := next(segments, None)) is not None:
-                    runs.append(_SegmentRun(*item))
-                if not runs:
-                    return
-                head = runs[0]
-                while (frame := self._next_frame(head)) is not None:
-                    yield frame
-                    done += 1
-                    self._report(done)
-                if head.complete:
-                    runs.popleft()
-                    self._evict(head.index)
-                    continue
-                for chunk in self._ready_chunks(runs, capacity - len(in_flight)):
-                    in_flight[self._start(chunk, pool)] = chunk
-                if not in_flight:
-                    raise InvalidInputError("The plan has a cycle or a reference to a missing op.")
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    self._finish(in_flight.pop(future), future)
-        finally:
-            self.stop.set()
-            if pool:
-                pool.shutdown(wait=True, cancel_futures=True)
-                torch.set_num_threads(threads)
+    def copy(self, index: int) -> Tensor:
+        """Source frame ``index`` as an output frame (float32 [H,W,C])."""
+        frame = self.read(index)
+        return frame.clone() if self.private_copies else frame  # the store still reads the cached one
 
-    def _ready_chunks(self, runs: deque[_SegmentRun], room: int) -> list[_Chunk]:
-        """Up to ``room`` chunks whose anchors exist, earliest segment first; their source frames are read and
-        encoded here, now."""
-        chunks: list[_Chunk] = []
-        for run in runs:
-            while len(chunks) < room and (chunk := run.take_ready(self.batch_size)) is not None:
-                for ref in (chunk.a, chunk.b):
-                    if isinstance(ref, int):
-                        self._source_anchor(ref)
-                chunks.append(chunk)
-        return chunks
-
-    def _start(self, chunk: _Chunk, pool: ThreadPoolExecutor | None) -> Future[_Result]:
-        if pool is not None:
-            return pool.submit(self._compute_in_worker, chunk)
-        future: Future[_Result] = Future()
-        try:
-            future.set_result(self._compute(chunk))
-        except torch.OutOfMemoryError as exc:
-            future.set_exception(exc)
-        return future
-
-    def _compute_in_worker(self, chunk: _Chunk) -> _Result:
-        with torch.inference_mode():  # thread-local: each worker enters it itself
-            return self._compute(chunk)
-
-    def _compute(self, chunk: _Chunk) -> _Result:
-        """The chunk's frames, and each one prepared as an anchor where later ops of its segment read it."""
-        if self.stop.is_set():
-            raise _Stopped
-        run, ops = chunk.run, chunk.run.ops
-        anchor_a, anchor_b = self._resolve(run, chunk.a), self._resolve(run, chunk.b)
-        t = torch.tensor([ops[i].t for i in chunk.ops], dtype=torch.float32, device=self.device)
-        frames = self._infer(anchor_a, anchor_b, t)
-        anchors = {i: self._anchor(frame) for i, frame in zip(chunk.ops, frames, strict=True) if run.readers[i]}
-        return dict(zip(chunk.ops, frames, strict=True)), anchors
-
-    def _finish(self, chunk: _Chunk, future: Future[_Result]) -> None:
-        """Store a chunk's result; after an out-of-memory error halve the batch and queue its ops again."""
-        try:
-            frames, anchors = future.result()
-        except torch.OutOfMemoryError:
-            self._shrink_batch(len(chunk.ops))
-            chunk.run.retry(chunk)
-            return
-        chunk.run.store(chunk, frames, anchors)
-
-    def _next_frame(self, run: _SegmentRun) -> Tensor | None:
-        """The segment's next output frame if it is available (copies always are), else None."""
-        if run.complete:
-            return None
-        op = run.ops[run.emitted]
-        if isinstance(op, Copy):
-            frame = self._read(op.source)
-            frame = frame.clone() if self.private_copies else frame  # the engine still reads the cached one
-        elif run.emitted in run.generated:
-            frame = run.generated.pop(run.emitted)
-        else:
-            return None
-        run.emitted += 1
-        return frame
-
-    def _report(self, done: int) -> None:
-        if self.progress is not None:
-            self.progress(done, self.plan.num_outputs)
-
-    def _evict(self, index: int) -> None:
-        """Drop source frames that no segment after ``index`` reads."""
-        for source in [s for s in self.raw if self.last_use[s] <= index]:
-            del self.raw[source]
-            self.anchors.pop(source, None)
-
-    def _read(self, index: int) -> Tensor:
+    def read(self, index: int) -> Tensor:
         """Source frame ``index`` as float32 [H,W,C] on the output device, read once while it is in use."""
         if index in self.raw:
             return self.raw[index]
@@ -319,55 +230,17 @@ class _Executor:
         self.raw[index] = frame
         return frame
 
-    def _anchor(self, frame: Tensor) -> PreparedFrame:
-        """Pad, clamp and encode an [H,W,C] frame for the model (grayscale is replicated to RGB)."""
-        image = frame.to(self.device, non_blocking=True).permute(2, 0, 1)[None].clamp(0.0, 1.0)
-        if image.shape[1] == 1:
-            image = image.expand(-1, 3, -1, -1)
-        try:
-            return self.model.net.prepare(pad_to_multiple(image.to(self.dtype), self.multiple).contiguous())
-        except torch.OutOfMemoryError as exc:
-            raise self._out_of_memory("encoding") from exc
-
-    def _source_anchor(self, index: int) -> PreparedFrame:
+    def anchor(self, index: int) -> PreparedFrame:
+        """Source frame ``index`` encoded for the model (once)."""
         if index not in self.anchors:
-            self.anchors[index] = self._anchor(self._read(index))
+            self.anchors[index] = self.encode(self.read(index).permute(2, 0, 1)[None])
         return self.anchors[index]
 
-    def _shrink_batch(self, failed: int) -> None:
-        """After an out-of-memory error: free cached memory and halve the timestep batch, or give up at 1."""
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        if failed <= 1:
-            raise self._out_of_memory("interpolating")
-        self.batch_size = max(1, failed // 2)
-
-    def _out_of_memory(self, doing: str) -> OutOfMemory:
-        height, width = self.size[:2] if self.size else ("?", "?")
-        return OutOfMemory(
-            f"Out of memory {doing} one {width}x{height} frame at scale {self.scale} on {self.device}. "
-            "Use a smaller scale (0.5 for 4K), fp16, or a smaller resolution."
-        )
-
-    def _resolve(self, run: _SegmentRun, ref: Ref) -> PreparedFrame:
-        return self.anchors[ref] if isinstance(ref, int) else run.anchors[ref.op]
-
-    def _infer(self, a: PreparedFrame, b: PreparedFrame, t: Tensor) -> list[Tensor]:
-        """Frames [H,W,C] at timesteps ``t`` between two anchors, clamped to 0..1, on the output device."""
-        if self.grid is None:
-            self.grid = WarpGrid.for_size(*a.image.shape[-2:], self.device)
-        flow, mask = self.model.net.flow(a, b, t, scale=self.scale, grid=self.grid, ensemble=self.ensemble)
-        out = blend(a.image, b.image, flow, mask, self.grid)
-        assert self.size is not None
-        height, width, channels = self.size
-        out = out[:, :channels, :height, :width].float()
-        if not bool(torch.isfinite(out).all()):
-            raise RIFEError(
-                f"The network produced NaN or infinite values ({self.dtype} on {self.device}); the weights or this "
-                "precision do not work here: run in fp32 (dtype=torch.float32)."
-            )
-        out = out.clamp_(0.0, 1.0)
-        return list(out.permute(0, 2, 3, 1).to(self.out_device))
+    def evict(self, segment: int) -> None:
+        """Drop source frames that no segment after ``segment`` reads."""
+        for source in [s for s in self.raw if self.last_use[s] <= segment]:
+            del self.raw[source]
+            self.anchors.pop(source, None)
 
 
 def _last_use(plan: Plan) -> dict[int, int]:
@@ -379,22 +252,237 @@ def _last_use(plan: Plan) -> dict[int, int]:
     return last
 
 
+# -------------------------------------------------------------------------------------------------- inference
+
+
+class _Inference:
+    """The model side of a run: encodes anchors and computes in-betweens on the model's device and precision.
+    The one place that calls the network."""
+
+    def __init__(self, model: RIFEModel, scale: float, out_device: torch.device, *, ensemble: bool) -> None:
+        self.net, self.scale, self.out_device = model.net, scale, out_device
+        self.ensemble = ensemble  # the official option: every block also sees the reversed pair
+        self.device, self.dtype = model.device, model.dtype
+        self.multiple = model.pad_multiple(scale)
+        self.grid: WarpGrid | None = None  # warp grid of the padded frame size, built by the first in-between
+
+    @torch.inference_mode()
+    def encode(self, image: Tensor) -> PreparedFrame:
+        """Pad, clamp and encode a [1,C,H,W] frame (on any device) for the model; gray is replicated to RGB.
+        The image stays float32 for the final blend (the network reads it in its own precision)."""
+        image = image.to(self.device, torch.float32, non_blocking=True).clamp(0.0, 1.0)
+        if image.shape[1] == 1:
+            image = image.expand(-1, 3, -1, -1)
+        return self.net.prepare(pad_to_multiple(image, self.multiple).contiguous())
+
+    @torch.inference_mode()
+    def between(self, pairs: Sequence[tuple[PreparedFrame, PreparedFrame]], t: Sequence[float], size) -> Tensor:
+        """In-betweens [N,C,H,W] float32 in 0..1 on the compute device, one per (anchor a, anchor b, t),
+        cropped to the frames' size [H,W,C]."""
+        a = PreparedFrame.batch([pair[0] for pair in pairs])
+        b = PreparedFrame.batch([pair[1] for pair in pairs])
+        if self.grid is None:
+            self.grid = WarpGrid.for_size(*a.image.shape[-2:], self.device)
+        timestep = torch.tensor(t, dtype=torch.float32, device=self.device)
+        flow, mask = self.net.flow(a, b, timestep, scale=self.scale, grid=self.grid, ensemble=self.ensemble)
+        out = blend(a.image, b.image, flow, mask, self.grid)
+        height, width, channels = size
+        out = out[:, :channels, :height, :width].float()
+        if not is_finite(out):
+            raise RIFEError(
+                f"The network produced NaN or infinite values ({self.dtype} on {self.device}); the weights or this "
+                "precision do not work here: run in fp32 (dtype=torch.float32)."
+            )
+        return out.clamp_(0.0, 1.0)
+
+    def to_output(self, frames: Tensor) -> list[Tensor]:
+        """[N,C,H,W] in-betweens as ordinary [H,W,C] tensors on the output device (each its own memory)."""
+        with torch.inference_mode(False):
+            hwc = frames.permute(0, 2, 3, 1).to(self.out_device, copy=True, memory_format=torch.contiguous_format)
+        return list(hwc.unbind(0))
+
+
+# ---------------------------------------------------------------------------------------------------- workers
+
+
+class _Workers:
+    """Where chunks of work run. On CPU several single-threaded workers beat one multi-threaded run (warps,
+    resizes and copies are memory-bound and scale poorly across threads; bench/bench_engine.py); elsewhere,
+    and for fewer than two in-betweens, chunks run inline on the scheduling thread."""
+
+    def __init__(self, device: torch.device, in_betweens: int) -> None:
+        serial = device.type != "cpu" or in_betweens < 2
+        self.count = 1 if serial else min(torch.get_num_threads(), MAX_CPU_WORKERS)
+        self.pool: ThreadPoolExecutor | None = None
+        self.threads = torch.get_num_threads()
+
+    def __enter__(self) -> _Workers:
+        if self.count > 1:
+            self.pool = ThreadPoolExecutor(self.count, thread_name_prefix="rife")
+            torch.set_num_threads(max(1, self.threads // self.count))
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            torch.set_num_threads(self.threads)
+
+    @property
+    def capacity(self) -> int:
+        """Chunks in flight: two per worker so that none waits while the scheduler reads and encodes."""
+        return 2 * self.count if self.pool else 1
+
+    def submit(self, work: Callable[[_Chunk], _Result], chunk: _Chunk) -> Future[_Result]:
+        if self.pool is not None:
+            return self.pool.submit(work, chunk)
+        future: Future[_Result] = Future()
+        try:
+            future.set_result(work(chunk))
+        except (RuntimeError, MemoryError) as exc:
+            if not is_out_of_memory(exc) or isinstance(exc, OutOfMemory):
+                raise
+            future.set_exception(exc)
+        return future
+
+
+# -------------------------------------------------------------------------------------------------- scheduler
+
+
 @dataclass(frozen=True, eq=False)
 class _Chunk:
-    """In-betweens of one segment computed in one network call: ops ``ops`` between anchors ``a`` and ``b``."""
+    """In-betweens computed in one network call: ops (by index) of one or several segments."""
 
-    run: _SegmentRun
-    a: Ref
-    b: Ref
-    ops: tuple[int, ...]
+    items: tuple[tuple[_SegmentRun, int], ...]
 
 
-_Result: TypeAlias = "tuple[dict[int, Tensor], dict[int, PreparedFrame]]"  # op -> frame, op -> anchor
+@dataclass
+class _Result:
+    frames: list[Tensor]  # per item, [H,W,C] on the output device
+    anchors: dict[int, PreparedFrame]  # item position -> its frame encoded, where later ops read it
+
+
+class _Scheduler:
+    """Hands out a plan's output frames in order while computing in-betweens ahead of them.
+
+    Ready in-betweens (their anchors exist) are taken earliest segment first, up to ``batch_size`` per chunk,
+    across segments; with several workers up to two chunks per worker are queued, so that none waits while
+    this thread reads and encodes the next source frames (workers never touch the frame sequence) or while the
+    consumer handles a frame. Cancelling (the consumer stops or ``progress`` raises) stops the workers before
+    their next chunk."""
+
+    def __init__(
+        self, plan: Plan, store: _FrameStore, inference: _Inference, policy: MemoryPolicy, progress: Progress | None
+    ) -> None:
+        self.plan, self.store, self.inference, self.policy, self.progress = plan, store, inference, policy, progress
+        self.stop = threading.Event()  # set when the consumer cancels: workers give up before their next step
+
+    def run(self) -> Iterator[Tensor]:
+        in_betweens = sum(isinstance(op, Interp) for op in self.plan.ops())
+        with _Workers(self.inference.device, in_betweens) as workers:
+            try:
+                yield from self._schedule(workers)
+            finally:
+                self.stop.set()
+
+    def _schedule(self, workers: _Workers) -> Iterator[Tensor]:
+        segments = iter(enumerate(self.plan.segments))
+        runs: deque[_SegmentRun] = deque()  # started, not yet fully handed out, in output order
+        in_flight: dict[Future[_Result], _Chunk] = {}
+        done = 0
+        while True:
+            # segments open at once: enough to fill the workers, or a batch of in-betweens of different pairs
+            lookahead = workers.count + 1 if workers.pool else self.policy.batch_size
+            while len(runs) < lookahead and (item := next(segments, None)) is not None:
+                runs.append(_SegmentRun(*item))
+            if not runs:
+                return
+            head = runs[0]
+            while (frame := self._next_frame(head)) is not None:
+                yield frame
+                done += 1
+                if self.progress is not None:
+                    self.progress(done, self.plan.num_outputs)
+            if head.complete:
+                runs.popleft()
+                self.store.evict(head.index)
+                continue
+            for chunk in self._ready_chunks(runs, workers.capacity - len(in_flight)):
+                in_flight[workers.submit(self._compute, chunk)] = chunk
+            if not in_flight:
+                raise InvalidInputError("The plan has a cycle or a reference to a missing op.")
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                self._finish(in_flight.pop(future), future)
+
+    def _ready_chunks(self, runs: deque[_SegmentRun], room: int) -> list[_Chunk]:
+        """Up to ``room`` chunks of ready in-betweens, earliest segment first; their source frames are read and
+        encoded here, now."""
+        chunks: list[_Chunk] = []
+        items: list[tuple[_SegmentRun, int]] = []
+        for run in runs:
+            while len(chunks) < room and (ops := run.take_ready(self.policy.batch_size - len(items))):
+                items += [(run, i) for i in ops]
+                if len(items) == self.policy.batch_size:
+                    chunks.append(_Chunk(tuple(items)))
+                    items = []
+        if items:  # fewer than a batch ready: a smaller chunk now beats waiting
+            chunks.append(_Chunk(tuple(items)))
+        for chunk in chunks:
+            for run, i in chunk.items:
+                for ref in (run.ops[i].a, run.ops[i].b):
+                    if isinstance(ref, int):
+                        self.policy.retrying(lambda ref=ref: self.store.anchor(ref), "encoding")
+        return chunks
+
+    def _compute(self, chunk: _Chunk) -> _Result:
+        """The chunk's frames, and each one encoded as an anchor where later ops of its segment read it (on the
+        compute device: generated anchors never travel to the output device and back)."""
+        if self.stop.is_set():
+            raise _Stopped
+        ops = [(run, run.ops[i]) for run, i in chunk.items]
+        pairs = [(self._resolve(run, op.a), self._resolve(run, op.b)) for run, op in ops]
+        assert self.store.size is not None  # the chunk's source anchors were read
+        frames = self.inference.between(pairs, [op.t for _, op in ops], self.store.size)
+        anchors = {
+            k: self.inference.encode(frames[k : k + 1]) for k, (run, i) in enumerate(chunk.items) if run.readers[i]
+        }
+        return _Result(self.inference.to_output(frames), anchors)
+
+    def _resolve(self, run: _SegmentRun, ref: Ref) -> PreparedFrame:
+        return self.store.anchors[ref] if isinstance(ref, int) else run.anchors[ref.op]
+
+    def _finish(self, chunk: _Chunk, future: Future[_Result]) -> None:
+        """Store a chunk's result; after an out-of-memory error queue its ops again under the memory policy."""
+        try:
+            result = future.result()
+        except (RuntimeError, MemoryError) as exc:
+            if isinstance(exc, OutOfMemory) or not is_out_of_memory(exc):
+                raise
+            self.policy.after_failure(exc, len(chunk.items), "interpolating")
+            for run, i in chunk.items:
+                run.retry(i)
+            return
+        for k, (run, i) in enumerate(chunk.items):
+            run.store(i, result.frames[k], result.anchors.get(k))
+
+    def _next_frame(self, run: _SegmentRun) -> Tensor | None:
+        """The segment's next output frame if it is available (copies always are), else None."""
+        if run.complete:
+            return None
+        op = run.ops[run.emitted]
+        if isinstance(op, Copy):
+            frame = self.store.copy(op.source)
+        elif run.emitted in run.generated:
+            frame = run.generated.pop(run.emitted)
+        else:
+            return None
+        run.emitted += 1
+        return frame
 
 
 class _SegmentRun:
     """One segment in progress: which in-betweens wait, which are computed, and how many frames were handed
-    out. Only the scheduling thread touches it; workers read ``anchors`` of ops whose chunks finished."""
+    out. Only the scheduling thread changes it; workers read ``anchors`` of ops whose chunks finished."""
 
     def __init__(self, index: int, segment: Segment) -> None:
         self.index, self.ops = index, segment.ops
@@ -408,28 +496,24 @@ class _SegmentRun:
     def complete(self) -> bool:
         return self.emitted == len(self.ops)
 
-    def take_ready(self, batch_size: int) -> _Chunk | None:
-        """Remove and return the first waiting ops whose anchors exist and that share them (up to a batch)."""
-        for i in self.waiting:
-            op = self.ops[i]
-            if self._ready(op.a) and self._ready(op.b):
-                members = [j for j in self.waiting if (self.ops[j].a, self.ops[j].b) == (op.a, op.b)][:batch_size]
-                self.waiting = [j for j in self.waiting if j not in members]
-                return _Chunk(self, op.a, op.b, tuple(members))
-        return None
+    def take_ready(self, limit: int) -> list[int]:
+        """Remove and return up to ``limit`` waiting ops whose anchors exist, in output order."""
+        ready = [i for i in self.waiting if self._ready(self.ops[i].a) and self._ready(self.ops[i].b)][:limit]
+        self.waiting = [i for i in self.waiting if i not in ready]
+        return ready
 
     def _ready(self, ref: Ref) -> bool:
         return isinstance(ref, int) or ref.op in self.anchors
 
-    def store(self, chunk: _Chunk, frames: dict[int, Tensor], anchors: dict[int, PreparedFrame]) -> None:
-        self.generated.update(frames)
-        self.anchors.update(anchors)
-        for i in chunk.ops:  # drop generated anchors once every op that reads them is done
-            for ref in (self.ops[i].a, self.ops[i].b):
-                if isinstance(ref, Gen):
-                    self.readers[ref.op] -= 1
-                    if not self.readers[ref.op]:
-                        del self.anchors[ref.op]
+    def store(self, i: int, frame: Tensor, anchor: PreparedFrame | None) -> None:
+        self.generated[i] = frame
+        if anchor is not None:
+            self.anchors[i] = anchor
+        for ref in (self.ops[i].a, self.ops[i].b):  # drop generated anchors once every op that reads them is done
+            if isinstance(ref, Gen):
+                self.readers[ref.op] -= 1
+                if not self.readers[ref.op]:
+                    del self.anchors[ref.op]
 
-    def retry(self, chunk: _Chunk) -> None:
-        self.waiting = sorted(self.waiting + list(chunk.ops))
+    def retry(self, i: int) -> None:
+        self.waiting = sorted([*self.waiting, i])

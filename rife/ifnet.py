@@ -10,10 +10,13 @@ so checkpoints load with ``strict=True``.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from .arch import ArchSpec, check_ensemble
@@ -32,7 +35,40 @@ def _conv_act(spec: ArchSpec, cin: int, cout: int, *, stride: int = 1) -> nn.Seq
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=True), _act(spec, cout))
 
 
-class ResConv(nn.Module):
+class _DerivedWeights(nn.Module):
+    """A module that computes weights derived from its parameters (folded, rearranged) once and reuses them.
+
+    Kept per key while the parameters stay the same tensors at the same version: ``.to()`` / ``.half()`` and
+    ``load_state_dict`` drop them, and so does any in-place edit of a parameter (its version changes). With
+    gradients enabled nothing is cached, so training still reaches the parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._derived: dict[Any, tuple[tuple[tuple[int, int], ...], Any]] = {}
+
+    def derived(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if torch.is_grad_enabled():
+            return compute()
+        # inference tensors (weights loaded under inference mode, as ComfyUI does) keep no version counter
+        stamp = tuple((p.data_ptr(), 0 if p.is_inference() else p._version) for p in self.parameters())
+        hit = self._derived.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        with torch.inference_mode(False):  # ordinary tensors: usable inside and outside inference mode
+            value = compute()
+        self._derived[key] = (stamp, value)
+        return value
+
+    def _apply(self, fn, recurse=True):  # .to(), .cuda(), .half(), ...
+        self._derived.clear()
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._derived.clear()
+        super()._load_from_state_dict(*args, **kwargs)
+
+
+class ResConv(_DerivedWeights):
     """``LeakyReLU(conv(x) * beta + x)``: the residual body unit of RIFE 4.5+."""
 
     def __init__(self, *, channels: int, groups: int = 1) -> None:
@@ -41,14 +77,17 @@ class ResConv(nn.Module):
         self.beta = nn.Parameter(torch.ones((1, channels, 1, 1)))
 
     def forward(self, x: Tensor) -> Tensor:
-        # beta folded into the conv: one pass over the activations fewer, the same sums
-        beta = self.beta.view(-1)
-        weight, bias = self.conv.weight * beta.view(-1, 1, 1, 1), self.conv.bias * beta
+        weight, bias = self.derived("folded", self._folded)
         out = F.conv2d(x, weight, bias, padding=1, groups=self.conv.groups)
         return F.leaky_relu(out.add_(x), 0.2, inplace=True)
 
+    def _folded(self) -> tuple[Tensor, Tensor]:
+        """beta folded into the conv: one pass over the activations fewer, the same sums."""
+        beta = self.beta.view(-1)
+        return self.conv.weight * beta.view(-1, 1, 1, 1), self.conv.bias * beta
 
-class IFBlock(nn.Module):
+
+class IFBlock(_DerivedWeights):
     """One coarse-to-fine stage: from its (already resized) input predicts flow update, mask logit and features
     at the input's resolution (the caller upsamples them)."""
 
@@ -77,13 +116,20 @@ class IFBlock(nn.Module):
         # head's first channels only (the last block's passed features are never read)
         feat = self.conv0(x)
         feat = self.convblock(feat) + feat if self.outer_skip else self.convblock(feat)
+        channels_last = feat.device.type == "cpu"  # oneDNN runs this wide conv about twice as fast in channels-last
+        weight, bias, shuffle = self.derived(("head", out_channels, channels_last), lambda: self._head(out_channels))
+        if channels_last:
+            feat = feat.contiguous(memory_format=torch.channels_last)
+        return F.pixel_shuffle(F.conv2d(feat, weight, bias, padding=1), shuffle)
+
+    def _head(self, out_channels: int | None) -> tuple[Tensor, Tensor, int]:
         deconv = self.lastconv[0] if isinstance(self.lastconv, nn.Sequential) else self.lastconv
         weight, bias, shuffle = _subpixel_conv(
             deconv.weight, deconv.bias, merge_shuffle=self.head_upscale == 1.0, keep=out_channels
         )
-        if feat.device.type == "cpu":  # oneDNN runs this wide conv about twice as fast in channels-last
-            feat, weight = (t.contiguous(memory_format=torch.channels_last) for t in (feat, weight))
-        return F.pixel_shuffle(F.conv2d(feat, weight, bias, padding=1), shuffle)
+        if weight.device.type == "cpu":
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        return weight, bias, shuffle
 
 
 def _subpixel_conv(
@@ -92,8 +138,7 @@ def _subpixel_conv(
     """A ConvTranspose2d(kernel 4, stride 2, padding 1) as a 3x3 conv + pixel shuffle (the same sums, ordered
     differently): on CPU about a third faster than the NCHW transposed conv, about even with a channels-last one.
     With ``merge_shuffle`` the head's own PixelShuffle(2) is folded in (one pixel_shuffle(4)). ``keep`` limits
-    the result to the first ``keep`` channels after the shuffle(s).
-    Derived from the loaded weights on every call: microseconds, and no state to go stale.
+    the result to the first ``keep`` channels after the shuffle(s). :class:`IFBlock` caches the result.
 
     Output row 2y+a of the transposed conv reads input rows y-1 (tap 3) and y (tap 1) for a=0, y (tap 2) and
     y+1 (tap 0) for a=1; columns likewise."""
@@ -108,12 +153,11 @@ def _subpixel_conv(
                         conv[:, a, b, :, dy, dx] = weight[:, :, ky, kx].t()
     bias = bias.view(cout, 1, 1).expand(cout, 2, 2)
     if not merge_shuffle:  # channel c*4 + a*2 + b, then pixel_shuffle(2)
-        conv, bias, shuffle = conv.reshape(cout * 4, cin, 3, 3), bias.reshape(-1), 2
+        pattern, axes, shuffle = "c a b ... -> (c a b) ...", {}, 2
     else:
         # the head's PixelShuffle(2) splits c = c2*4 + a2*2 + b2; pixel_shuffle(4) wants c2*16 + (2a+a2)*4 + (2b+b2)
-        conv = conv.view(cout // 4, 2, 2, 2, 2, cin, 3, 3).permute(0, 3, 1, 4, 2, 5, 6, 7)  # [c2, a, a2, b, b2, ...]
-        bias = bias.reshape(cout // 4, 2, 2, 2, 2).permute(0, 3, 1, 4, 2)
-        conv, bias, shuffle = conv.reshape(cout * 4, cin, 3, 3), bias.reshape(-1), 4
+        pattern, axes, shuffle = "(c a2 b2) a b ... -> (c a a2 b b2) ...", {"a2": 2, "b2": 2}, 4
+    conv, bias = rearrange(conv, pattern, **axes), rearrange(bias, pattern, **axes)
     rows = conv.shape[0] if keep is None else keep * shuffle * shuffle
     return conv[:rows], bias[:rows], shuffle
 
@@ -196,10 +240,23 @@ class PreparedFrame:
     image: Tensor  # [N,C,H,W] (C = 3, or 4: an alpha channel is warped along but not seen by the network)
     stack: Tensor  # [N,3+E,H,W]: RGB and encoder features, the channels the blocks warp
     downscaled: dict[float, Tensor] = field(default_factory=dict)  # factor -> resized stack (block 0 input)
+    parts: tuple[PreparedFrame, ...] = ()  # the frames a batch was built from (their resized stacks are reused)
+
+    @classmethod
+    def batch(cls, frames: Sequence[PreparedFrame]) -> PreparedFrame:
+        """One frame per sample as a batch; one frame for every sample stays that frame (shared, batch 1)."""
+        first = frames[0]
+        if all(frame is first for frame in frames):
+            return first
+        image, stack = (torch.cat([getattr(f, name) for f in frames]) for name in ("image", "stack"))
+        return cls(image, stack, parts=tuple(frames))
 
     def resized(self, factor: float) -> Tensor:
         if factor not in self.downscaled:
-            self.downscaled[factor] = _resize(self.stack, 1.0 / factor)
+            if self.parts:
+                self.downscaled[factor] = torch.cat([part.resized(factor) for part in self.parts])
+            else:
+                self.downscaled[factor] = _resize(self.stack, 1.0 / factor)
         return self.downscaled[factor]
 
     def select(self, index: int) -> PreparedFrame:
@@ -222,12 +279,20 @@ class IFNet(nn.Module):
             self.encode = encoder
 
     @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
     def blocks(self) -> list[IFBlock]:
         return [getattr(self, f"block{i}") for i in range(self.spec.num_blocks)]
 
     def prepare(self, image: Tensor) -> PreparedFrame:
-        """Encode a padded frame batch [N,C,H,W] once for any number of later :meth:`flow` calls."""
-        rgb = image[:, :3]
+        """Encode a padded frame batch [N,C,H,W] once for any number of later :meth:`flow` calls.
+
+        ``image`` may be in a wider float type than the network (fp32 for a bf16/fp16 net): the blocks see it
+        in the network's precision, while :func:`blend` warps the image as given, so the output's pixels are
+        not rounded to the network's precision."""
+        rgb = image[:, :3].to(self.dtype)
         stack = rgb if self.spec.encoder == "none" else torch.cat((rgb, self.encode(rgb)), 1)
         return PreparedFrame(image, stack)
 
@@ -258,7 +323,7 @@ class IFNet(nn.Module):
         height, width = frame0.image.shape[-2:]
         if grid is None or not grid.fits(height, width):
             grid = WarpGrid.for_size(height, width, frame0.image.device)
-        t = timestep.to(frame0.image.dtype).view(n, 1, 1, 1)
+        t = timestep.to(frame0.stack.dtype).view(n, 1, 1, 1)
         scales = [s / scale for s in self.spec.scale_list]
         retried = False
         i = 0
@@ -457,7 +522,7 @@ def blend(img0: Tensor, img1: Tensor, flow: Tensor, mask_logit: Tensor, grid: Wa
     if grid is None or not grid.fits(*flow.shape[-2:]):
         grid = WarpGrid.for_size(*flow.shape[-2:], flow.device)
     warped0, warped1 = warp(img0, flow[:, :2], grid), warp(img1, flow[:, 2:4], grid)
-    return torch.lerp(warped1, warped0, torch.sigmoid(mask_logit))  # one pass instead of four
+    return torch.lerp(warped1, warped0, torch.sigmoid(mask_logit.to(warped0.dtype)))  # one pass instead of four
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:

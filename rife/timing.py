@@ -392,17 +392,20 @@ def retime(
     scale: float = 1.0,
     progress: Progress | None = None,
     batch_size: int | None = None,
+    free_memory: Callable[[], None] | None = None,
     ensemble: bool = False,
     **timed_plan_options,
 ) -> RetimeResult:
     """Run :func:`timed_plan` on ``frames`` ([B,H,W,C] tensor or a lazy sequence of [H,W,C] frames) with the
-    model and return every output frame; options as :func:`timed_plan`, the rest as :func:`rife.run_plan`.
+    model and return every output frame; options as :func:`timed_plan`, the rest (out of memory and
+    ``free_memory`` included) as :func:`rife.run_plan`.
     With a multiplier (and no cuts or held runs found) the frames equal :func:`rife.interpolate`'s exactly."""
     scale = check_scale(scale)
     check_batch_size(batch_size)
     check_ensemble(model.spec, ensemble)
     info = timed_plan(frames, **timed_plan_options)
-    options = dict(scale=scale, progress=progress, batch_size=batch_size, ensemble=ensemble)
+    options = {"scale": scale, "progress": progress, "batch_size": batch_size}
+    options |= {"free_memory": free_memory, "ensemble": ensemble}
     if isinstance(frames, Tensor):
         out = run_plan(model, frames, info.plan, **options)
     else:  # one preallocated output, as run_plan does, instead of a list and a stacked copy of it

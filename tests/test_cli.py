@@ -47,10 +47,17 @@ def make_clip(frames_dir: Path, folder: Path, *, suffix=".png", depth=8, channel
 @pytest.fixture
 def shared_model(monkeypatch, real_weights, real_model):
     """Let the CLI reuse the session's loaded 4.25 model for ``--model real_weights`` (loading takes longer than
-    interpolating these tiny clips); other paths and precisions still go through the real loader."""
+    interpolating these tiny clips); other paths and precisions still go through the real loader. Precision
+    "auto" means fp32 here, as on a CPU without native bf16 (these tests compare against the fp32 library;
+    test_default_precision_is_auto covers auto itself)."""
     import rife.cli
+    import rife.model
+
+    monkeypatch.setattr(rife.model, "cpu_has_native_bf16", lambda: False)
 
     def load(path, *, device=None, dtype=torch.float32):
+        if dtype == "auto":
+            dtype = rife.model.auto_dtype(torch.device("cpu"))
         if Path(path) == real_weights and device is None and dtype == torch.float32:
             return real_model
         return load_model(path, device=device, dtype=dtype)
@@ -81,6 +88,23 @@ def names(folder: Path) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- real runs
+
+
+def test_default_precision_is_auto(frames_dir, real_weights, real_model, tmp_path, capsys, monkeypatch):
+    """Without --precision the CLI asks for "auto": bf16 where the CPU has native bf16 (forced here), fp32
+    otherwise; the in-betweens stay within a few 8-bit levels of fp32."""
+    import rife.model
+
+    make_clip(frames_dir, tmp_path / "in")
+    for native, name in ((True, "torch.bfloat16"), (False, "torch.float32")):
+        monkeypatch.setattr(rife.model, "cpu_has_native_bf16", lambda native=native: native)
+        out = tmp_path / f"out-{native}"
+        status, stdout, stderr = run(["--model", real_weights, "--img", tmp_path / "in", "--output", out], capsys)
+        assert status == 0, stderr
+        assert f"on cpu, {name}:" in stdout
+        expected = expected_outputs(real_model, tmp_path / "in", 2)
+        worst = max(np.abs(read(out / f"{i:07d}.png").astype(int) - expected[i].astype(int)).max() for i in (1, 3))
+        assert worst <= (4 if native else 1)
 
 
 @pytest.mark.parametrize(

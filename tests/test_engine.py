@@ -293,3 +293,54 @@ def test_closing_a_stream_early_stops_the_workers(real_model, two_threads) -> No
     stream.close()
     assert first.shape == (40, 56, 3)
     assert torch.get_num_threads() == 2
+
+
+@pytest.fixture(scope="module")
+def real_clip(frames_dir: Path) -> torch.Tensor:
+    """5 real 256x135 frames [B,H,W,3]."""
+    import numpy as np
+    from PIL import Image
+
+    paths = sorted(frames_dir.glob("0*.png"))[:5]
+    return torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])).float() / 255
+
+
+def batch_sizes(model, monkeypatch) -> list[int]:
+    sizes: list[int] = []
+    original = model.net.flow
+
+    def recording_flow(frame0, frame1, timestep, **options):
+        sizes.append(int(timestep.shape[0]))
+        return original(frame0, frame1, timestep, **options)
+
+    monkeypatch.setattr(model.net, "flow", recording_flow)
+    return sizes
+
+
+@pytest.mark.parametrize(
+    ("multiplier", "mode", "fps", "in_betweens", "most_calls"),
+    [
+        (2, "direct", None, 4, 1),  # 4 pairs with one in-between each: one call
+        (3, "direct", None, 8, 2),
+        (4, "recursive", None, 12, 4),  # the middles wait for generated anchors
+        (4, "bisect", None, 12, 4),
+        (None, "direct", (24, 60), 8, 2),  # frame-rate conversion: positions 0.4, 0.8, 1.2, ... (copies at 0, 2, 4)
+    ],
+)
+def test_cross_pair_batches_give_the_batch_one_frames(
+    multiplier, mode, fps, in_betweens, most_calls, real_model, real_clip, monkeypatch
+) -> None:
+    """In-betweens of different pairs share one network call, and the frames equal batch 1's (float rounding)."""
+    from rife.timing import retime
+
+    def run(batch_size: int) -> torch.Tensor:
+        if fps is None:
+            return interpolate(real_model, real_clip, multiplier, mode=mode, batch_size=batch_size)
+        return retime(real_model, real_clip, fps_in=fps[0], fps_out=fps[1], batch_size=batch_size).frames
+
+    one = run(1)
+    sizes = batch_sizes(real_model, monkeypatch)
+    four = run(4)
+    assert sum(sizes) == in_betweens and len(sizes) <= most_calls and max(sizes) == 4, sizes
+    assert one.shape == four.shape
+    assert (one - four).abs().max() <= SCHEDULE_ATOL

@@ -251,7 +251,8 @@ def test_cli_ensemble_writes_the_library_frames(tmp_path: Path, frames_dir: Path
     inp, out = tmp_path / "in", tmp_path / "out"
     make_clip(frames_dir, inp, count=2)
     checkpoint = _checkpoint(synthetic, "4.13", tmp_path)
-    status = main(["--model", str(checkpoint), "--img", str(inp), "--output", str(out), "--ensemble"])
+    argv = ["--model", str(checkpoint), "--img", str(inp), "--output", str(out), "--ensemble", "--precision", "fp32"]
+    status = main(argv)  # fp32: compared with the fp32 library below
     stdout = capsys.readouterr().out
     assert status == 0
     assert "x2 direct, ensemble" in stdout

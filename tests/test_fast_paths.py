@@ -119,3 +119,60 @@ def test_older_layouts_equal_the_plain_path_at_every_scale(
             monkeypatch.undo()
     for fast, plain in zip(results[::2], results[1::2], strict=True):
         assert (fast - plain).abs().max() <= IMAGE_ATOL
+
+
+def test_derived_weights_are_computed_once_and_dropped_when_the_weights_change(synthetic, monkeypatch) -> None:
+    """The subpixel heads and folded betas are derived once per parameter version; load_state_dict, .to() and
+    in-place edits of a parameter make the network derive them again (stale ones would give other numbers)."""
+    spec = ARCHS["4.25"]
+    state = synthetic_tensors(synthetic, "4.25")
+    net = rife.ifnet.IFNet(spec)
+    net.load_state_dict(state)
+    derivations = []
+    original = rife.ifnet._subpixel_conv
+    monkeypatch.setattr(rife.ifnet, "_subpixel_conv", lambda *a, **k: derivations.append(1) or original(*a, **k))
+    img0, img1 = torch.rand(1, 3, 64, 64, generator=gen(3)), torch.rand(1, 3, 64, 64, generator=gen(4))
+    t = torch.tensor([0.5])
+
+    def run(network: rife.ifnet.IFNet) -> torch.Tensor:
+        with torch.inference_mode():
+            return network(img0.to(next(network.parameters()).dtype), img1.to(next(network.parameters()).dtype), t)
+
+    first = run(net)
+    assert len(derivations) == spec.num_blocks
+    assert torch.equal(run(net), first) and len(derivations) == spec.num_blocks  # reused
+
+    changed = {k: v * 0.5 if ("lastconv" in k or "beta" in k) else v for k, v in state.items()}
+    net.load_state_dict(changed)
+    fresh = rife.ifnet.IFNet(spec)
+    fresh.load_state_dict(changed)
+    assert torch.equal(run(net), run(fresh)) and not torch.equal(run(net), first)
+
+    with torch.no_grad():
+        net.block4.convblock[0].beta.mul_(3.0)  # an in-place edit: the parameter's version changes
+        fresh.block4.convblock[0].beta.mul_(3.0)
+    assert torch.equal(run(net), run(fresh))
+
+    net.to(torch.float64)  # a stale fp32 head would fail (dtype mismatch) or differ
+    assert run(net).dtype == torch.float64
+    assert (run(net) - run(fresh.to(torch.float64))).abs().max() == 0
+
+
+def test_derived_weights_are_not_cached_while_training(synthetic) -> None:
+    """With gradients enabled the heads are derived on every call, so gradients reach the parameters."""
+    net = rife.ifnet.IFNet(ARCHS["4.25"])
+    net.load_state_dict(synthetic_tensors(synthetic, "4.25"))
+    img = torch.rand(1, 3, 64, 64, generator=gen(5))
+    net(img, img.flip(-1), torch.tensor([0.5])).mean().backward()
+    assert net.block4.lastconv[0].weight.grad is not None and net.block0.convblock[0].beta.grad is not None
+    assert not net.block4._derived
+
+
+def test_derived_weights_work_with_parameters_loaded_in_inference_mode(synthetic) -> None:
+    """ComfyUI loads weights under inference mode: such parameters have no version counter."""
+    with torch.inference_mode():
+        net = rife.ifnet.IFNet(ARCHS["4.25"])
+        net.load_state_dict(synthetic_tensors(synthetic, "4.25"))
+        img = torch.rand(1, 3, 64, 64, generator=gen(6))
+        first = net(img, img.flip(-1), torch.tensor([0.5]))
+        assert torch.equal(net(img, img.flip(-1), torch.tensor([0.5])), first)
