@@ -24,6 +24,7 @@ _EXPORTS = {
     "InvalidInputError": "errors",
     "OutOfMemory": "errors",
     "RIFEError": "errors",
+    "VideoError": "errors",
     "detect_arch": "loading",
     "read_state_dict": "loading",
     "SCALES": "validate",

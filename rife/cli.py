@@ -116,8 +116,16 @@ def _interpolation_parser() -> _Parser:
         "Subcommand: python -m rife download VERSION [--dest DIR] | --list",
     )
     parser.add_argument("--model", type=Path, help=f"checkpoint file or folder (default: {DEFAULT_MODEL})")
-    parser.add_argument("--img", type=Path, required=True, help="input folder of frames named by number (0000000.png)")
-    parser.add_argument("--output", type=Path, default=Path(DEFAULT_OUTPUT), help="output folder (default: vid_out)")
+    parser.add_argument("--img", type=Path, help="input folder of frames named by number (0000000.png)")
+    parser.add_argument("--video", type=Path, help="input video file (anything FFmpeg reads; needs PyAV)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path(DEFAULT_OUTPUT),
+        help="output folder, or a video file ending in .mp4/.mkv/.mov/.webm (default: vid_out)",
+    )
+    parser.add_argument("--codec", help="video encoder for a video --output (default libx264; libvpx-vp9 for .webm)")
+    parser.add_argument("--crf", type=int, help="encoder quality, lower is better (default 18)")
     parser.add_argument("--multi", type=int, help="output frames per input frame: N-1 new frames per pair (default 2)")
     parser.add_argument("--scale", type=float, help="flow resolution: 0.25, 0.5, 1, 2 or 4 (default 1; 0.5 for 4K)")
     parser.add_argument("--UHD", action="store_true", help="4K input: same as --scale 0.5 unless --scale is given")
@@ -154,6 +162,14 @@ def _interpolate_command(argv: list[str]) -> int:
     args = _interpolation_parser().parse_args(argv)
     options = _check_options(args)
     device = _resolve_device(args.device)
+    if (args.img is None) == (args.video is None):
+        raise UsageError("give the input as --img FOLDER or --video FILE (one of them)")
+    if (args.codec is not None or args.crf is not None) and not _is_video_name(args.output):
+        raise UsageError("--codec and --crf apply to a video --output (.mp4, .mkv, .mov or .webm)")
+    if args.video is not None or _is_video_name(args.output):
+        from .cli_video import video_command
+
+        return video_command(args, device=device, options=options)
     imageio = _import_imageio()
     frames = imageio.FrameFolder(args.img)
     check_output_path(args.output, input_folder=args.img)
@@ -262,11 +278,12 @@ def _check_options(args: argparse.Namespace) -> _Options:
     if args.fps_out is not None:
         if args.multi is not None:
             raise UsageError("give --multi or --fps-out, not both (the output rate is fps-in x multi)")
-        if fps_in is None:
+        if fps_in is None and args.video is None:
             raise UsageError("--fps-out needs --fps-in (the input frame rate)")
         if mode != "direct":
             raise UsageError(f"frame rate conversion (--fps-out) works in direct mode only, not {mode}")
-        _flag("--fps-out", validate.check_fps_ratio, fps_in, fps_out)
+        if fps_in is not None:  # a --video's own rate is checked once the file is read
+            _flag("--fps-out", validate.check_fps_ratio, fps_in, fps_out)
         return _Options(mode, scale, None, fps_in, fps_out, threshold, args.ensemble)
     multiplier = 2 if args.multi is None else args.multi
     if not 1 <= multiplier <= MAX_MULTIPLIER:
@@ -274,6 +291,10 @@ def _check_options(args: argparse.Namespace) -> _Options:
     if mode == "bisect" and multiplier & (multiplier - 1):
         raise UsageError(f"--mode bisect needs a power of two for --multi (2, 4, 8, ...), got {multiplier}")
     return _Options(mode, scale, multiplier, fps_in, None, threshold, args.ensemble)
+
+
+def _is_video_name(path: Path) -> bool:
+    return path.suffix.lower() in (".mp4", ".mkv", ".mov", ".webm")
 
 
 def _flag(flag: str, check, *values):
@@ -399,7 +420,13 @@ class _ProgressBar(_TerminalLine):
         filled = self.WIDTH * done // self.total if self.total else self.WIDTH
         rate = done / max(time.perf_counter() - self.start, 1e-9)
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self._draw(f"[{bar}] {done}/{self.total} {self.unit} ({rate:.1f}/s)", final=done >= self.total)
+        eta = f", ETA {_clock((self.total - done) / rate)}" if rate > 0 and done < self.total else ""
+        self._draw(f"[{bar}] {done}/{self.total} {self.unit} ({rate:.1f}/s{eta})", final=done >= self.total)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
 
 
 # ------------------------------------------------------------------------------------------------ download

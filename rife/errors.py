@@ -21,3 +21,7 @@ class InvalidInputError(RIFEError, ValueError):
 
 class OutOfMemory(RIFEError, MemoryError):
     """Even one in-between at a time does not fit in the device's memory."""
+
+
+class VideoError(RIFEError):
+    """A video file cannot be read (not a video, no video stream, damaged) or written."""

@@ -409,7 +409,8 @@ def test_unavailable_cuda_is_a_usage_error(tmp_path, capsys):
 
 def test_missing_img_flag(capsys):
     status, _, stderr = run([], capsys)
-    assert _one_error_line(status, stderr, 2) == "the following arguments are required: --img (see --help)"
+    message = "give the input as --img FOLDER or --video FILE (one of them) (see --help)"
+    assert _one_error_line(status, stderr, 2) == message
 
 
 def test_module_entry_point_without_traceback(tmp_path):
