@@ -182,12 +182,12 @@ class RIFEInterpolateVideo(io.ComfyNode):
                 )
 
             result = run_on_device(rife_model, memory, work)
-        info = describe(result)
+        info = _describe(result)
         log.info("RIFE video (%s): %s", rife_model.description, info)
         return io.NodeOutput(InputImpl.VideoFromFile(str(result.output)), info)
 
 
-def describe(result: VideoResult) -> str:
+def _describe(result: VideoResult) -> str:
     """One line on the run, e.g. '300 -> 600 frames, 30000/1001 -> 60000/1001 fps, 10.010 s; no scene cuts'."""
     parts = [
         f"{result.frames_in} -> {result.frames_out} frames, {result.fps_in} -> {result.fps_out} fps, "
@@ -218,7 +218,7 @@ def _local_source(video: Input.Video, folder: Path) -> Iterator[str]:
     if isinstance(source, str):
         yield source
         return
-    spill = folder / f"rife_source_{uuid.uuid4().hex}.mp4"
+    spill = folder / f"rife_source_{uuid.uuid4().hex}{'.bin' if file_backed else '.mp4'}"  # FFmpeg reads content
     try:
         if file_backed:
             with spill.open("wb") as file:
