@@ -193,12 +193,11 @@ def test_example_workflow_long_clip_exact_and_flat_memory(real_weights, tmp_path
     assert abs(saved["audio"] - saved["duration"]) <= 1 / RATE, "audio and video end within one source frame"
     assert "30000/1001 -> 60000/1001 fps" in line
     assert image_saved["frames"] == 2 * LONG - 1  # the IMAGE path ends on the last source frame
-    # the IMAGE path holds the clip as float32 (the source alone is LONG frames) and keeps growing while it
-    # interpolates; the VIDEO node's memory stays level through the clip after its working set is in place
+    # the IMAGE path holds the clip as float32 (the source alone is LONG frames); the VIDEO node's memory stays
+    # level through the clip once its working set is in place
     assert image_growth * 1024 > LONG * FLOAT_FRAME, f"IMAGE path grew only {image_growth} kB"
     assert len(video_samples) >= 30, "too few memory samples over the VIDEO node's run"
     assert video_late * 1024 < VIDEO_ALLOWANCE, f"memory rose {video_late} kB over the last third of the clip"
-    assert image_late * 1024 > VIDEO_ALLOWANCE, f"the same measure sees the IMAGE path grow ({image_late} kB)"
 
 
 def test_odd_size_variable_rate_silent_created_and_cancelled_clips(real_weights, tmp_path):
