@@ -27,6 +27,8 @@ except ImportError:  # the `video` extra; part of `test`, so CI always has it
         raise
     pytest.skip("PyAV is not installed (pip install av)", allow_module_level=True)
 
+from video_clips import mux_sine  # needs PyAV, checked above
+
 NTSC = Fraction(30000, 1001)
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,14 +84,7 @@ def make_clip(
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
         if audio:
-            samples = round(frames / rate * 48000)
-            for start in range(0, samples, 1024):
-                count = min(1024, samples - start)
-                tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(start, start + count) / 48000)).astype(np.float32)
-                chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-                chunk.sample_rate, chunk.pts = 48000, start
-                container.mux(sound.encode(chunk))
-            container.mux(sound.encode(None))
+            mux_sine(container, sound, frames / rate)
     return path
 
 

@@ -49,14 +49,21 @@ def make_clip(
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
         if sound is not None:
-            samples = round(duration * SAMPLE_RATE)
-            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / SAMPLE_RATE)).astype(np.float32)
-            for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(wave[None, start : start + 1024], format="flt", layout="mono")
-                chunk.sample_rate, chunk.pts = SAMPLE_RATE, start
-                container.mux(sound.encode(chunk))
-            container.mux(sound.encode(None))
+            mux_sine(container, sound, duration)
     return path
+
+
+def mux_sine(container: av.container.OutputContainer, sound: av.AudioStream, seconds: Fraction) -> None:
+    """Encode a 440 Hz sine of ``seconds`` into the audio stream ``sound`` (its layout: mono or stereo)."""
+    samples = round(seconds * SAMPLE_RATE)
+    channels = len(sound.layout.channels)
+    wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / SAMPLE_RATE)).astype(np.float32)
+    for start in range(0, samples, 1024):
+        planes = np.repeat(wave[None, start : start + 1024], channels, axis=0)
+        chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes), format="fltp", layout=sound.layout.name)
+        chunk.sample_rate, chunk.pts = SAMPLE_RATE, start
+        container.mux(sound.encode(chunk))
+    container.mux(sound.encode(None))
 
 
 def inspect(path: Path) -> dict:
