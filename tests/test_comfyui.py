@@ -236,6 +236,30 @@ def test_saved_workflows_with_an_explicit_scale_still_run(comfyui: ComfyUI) -> N
     assert result.status == "success", result.error
 
 
+@pytest.mark.parametrize("node_type", ["RIFEInterpolate", "RIFEInterpolateVideo"])
+def test_ensemble_on_a_layout_without_it_is_one_clear_node_error(comfyui: ComfyUI, node_type: str) -> None:
+    """RIFE 4.25 has no official ensemble: the node fails with the library's message, before any frame."""
+    if node_type == "RIFEInterpolate":
+        prompt = _interpolate_prompt(ensemble=True)
+    else:
+        prompt = {
+            "1": {"class_type": "LoadRIFEModel", "inputs": {"ckpt_name": LAYOUTS["official"]}},
+            "2": {"class_type": "CreateVideo", "inputs": {"images": ["3", 0], "fps": 16.0}},
+            "3": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 0}},
+            "4": {
+                "class_type": node_type,
+                "inputs": {"rife_model": ["1", 0], "video": ["2", 0], "multiplier": 2, "scale": 0.0, "ensemble": True},
+            },
+            "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 1]}},
+        }
+    result = comfyui.run(prompt, timeout=180)
+    assert result.status == "error"
+    assert result.error["node_type"] == node_type
+    assert result.error["exception_type"].endswith("InvalidInputError")
+    message = result.error["exception_message"]
+    assert "has no ensemble mode" in message and "4.20, 4.24" in message and "Turn ensemble off" in message
+
+
 # ------------------------------------------------------------------------------------------------ hostile files
 
 
