@@ -166,7 +166,9 @@ class _RetimeNode(io.ComfyNode):
         if scale == AUTO_SCALE:
             scale = pick_scale(images.shape[1], images.shape[2])
         batch = batch_size or None
-        memory = run_memory(rife_model, images, scale, batch)
+        memory = run_memory(
+            rife_model, images.shape[1], images.shape[2], scale=scale, batch_size=batch, ensemble=ensemble
+        )
 
         def work(progress, free_memory) -> RetimeResult:
             return retime(

@@ -53,11 +53,13 @@ def wrap_model(model: RIFEModel, description: str) -> RIFEModelHandle:
     return RIFEModelHandle(model, patcher, description)
 
 
-def run_memory(handle: RIFEModelHandle, images: Tensor, scale: float, batch_size: int | None) -> int:
-    """Bytes of working memory (beyond the weights) a run over ``images`` [B,H,W,C] needs on the load device."""
+def run_memory(
+    handle: RIFEModelHandle, height: int, width: int, *, scale: float, batch_size: int | None, ensemble: bool
+) -> int:
+    """Bytes of working memory (beyond the weights) a run over frames of ``height`` x ``width`` needs on the load
+    device. Ensemble runs every block on the reversed pair too, in the same call: twice the block batch."""
     device = handle.patcher.load_device
-    batch = batch_size or DEFAULT_BATCH.get(torch.device(device).type, 1)
-    height, width = images.shape[1:3]
+    batch = (batch_size or DEFAULT_BATCH.get(torch.device(device).type, 1)) * (2 if ensemble else 1)
     return working_memory(height, width, batch=batch, dtype=handle.model.dtype, scale=scale, arch=handle.model.spec)
 
 

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import folder_paths
-import torch
 from comfy_api.latest import Input, InputImpl, io
 
 from ..rife import pick_scale
@@ -157,7 +156,7 @@ class RIFEInterpolateVideo(io.ComfyNode):
         if scale == AUTO_SCALE:
             scale = pick_scale(height, width)
         batch = batch_size or None
-        memory = run_memory(rife_model, torch.empty(0, height, width, 3), scale, batch)  # reads the frame size
+        memory = run_memory(rife_model, height, width, scale=scale, batch_size=batch, ensemble=ensemble)
         output = _new_output_path()
         with _local_source(video, output.parent) as source:
 
