@@ -218,18 +218,19 @@ class WarpGrid:
         return WarpGrid(self.base.index_select(1, rows).index_select(2, cols), self.norm)
 
 
-def warp(img: Tensor, flow: Tensor, grid: WarpGrid) -> Tensor:
+def warp(img: Tensor, flow: Tensor, grid: WarpGrid, *, dtype: torch.dtype | None = None) -> Tensor:
     """Backward-warp ``img`` [N,C,H,W] by ``flow`` [N,2,h,w] (pixels) at the pixels of ``grid``, like the
     official warp: bilinear, border padding, align_corners=True, flow normalised by (W-1)/2 and (H-1)/2.
 
-    Computed in fp32 whatever the model dtype. Border padding is expressed as a clamp of the grid (identical
-    for bilinear with align_corners=True), so the same code runs on MPS, which has no 'border' mode."""
+    Computed in fp32 whatever the model dtype; the result has ``dtype`` (default: ``img``'s). Border padding
+    is expressed as a clamp of the grid (identical for bilinear with align_corners=True), so the same code runs
+    on MPS, which has no 'border' mode."""
     coords = torch.addcdiv(grid.base, flow.float().permute(0, 2, 3, 1), grid.norm).clamp_(-1.0, 1.0)
     if img.shape[0] != coords.shape[0]:
         img = img.expand(coords.shape[0], -1, -1, -1)
     padding = "zeros" if coords.device.type == "mps" else "border"
     out = F.grid_sample(img.float(), coords, mode="bilinear", padding_mode=padding, align_corners=True)
-    return out.to(img.dtype)
+    return out.to(dtype or img.dtype)
 
 
 @dataclass
@@ -241,6 +242,7 @@ class PreparedFrame:
     stack: Tensor  # [N,3+E,H,W]: RGB and encoder features, the channels the blocks warp
     downscaled: dict[float, Tensor] = field(default_factory=dict)  # factor -> resized stack (block 0 input)
     parts: tuple[PreparedFrame, ...] = ()  # the frames a batch was built from (their resized stacks are reused)
+    wide: Tensor | None = None  # the stack in fp32, which every warp reads (made once, on the first warp)
 
     @classmethod
     def batch(cls, frames: Sequence[PreparedFrame]) -> PreparedFrame:
@@ -258,6 +260,18 @@ class PreparedFrame:
             else:
                 self.downscaled[factor] = _resize(self.stack, 1.0 / factor)
         return self.downscaled[factor]
+
+    def warped(self, flow: Tensor, grid: WarpGrid) -> Tensor:
+        """The stack warped by ``flow`` at the pixels of ``grid`` (:func:`warp`), in the stack's dtype.
+
+        A bf16/fp16 stack is widened to fp32 once per frame instead of once per warp: the later blocks warp
+        it about eight times per in-between, each time at full resolution."""
+        return warp(self._widened(), flow, grid, dtype=self.stack.dtype)
+
+    def _widened(self) -> Tensor:
+        if self.wide is None:
+            self.wide = torch.cat([p._widened() for p in self.parts]) if self.parts else self.stack.float()
+        return self.wide
 
     def select(self, index: int) -> PreparedFrame:
         """The ``index``-th frame of a batch (itself when the batch has one frame)."""
@@ -394,11 +408,11 @@ class IFNet(nn.Module):
             rows, cols = _cell_samples(height, factor, flow.device), _cell_samples(width, factor, flow.device)
             flow = flow.index_select(2, rows).index_select(3, cols)
             sub_grid = grid.subset(rows, cols)
-            warped0, warped1 = warp(frame0.stack, flow[:, :2], sub_grid), warp(frame1.stack, flow[:, 2:4], sub_grid)
+            warped0, warped1 = frame0.warped(flow[:, :2], sub_grid), frame1.warped(flow[:, 2:4], sub_grid)
             warped0, warped1, small_flow = (F.avg_pool2d(x, 2) for x in (warped0, warped1, flow))
         else:
-            warped0 = _resize(warp(frame0.stack, flow[:, :2], grid), 1.0 / factor)
-            warped1 = _resize(warp(frame1.stack, flow[:, 2:4], grid), 1.0 / factor)
+            warped0 = _resize(frame0.warped(flow[:, :2], grid), 1.0 / factor)
+            warped1 = _resize(frame1.warped(flow[:, 2:4], grid), 1.0 / factor)
             small_flow = _resize(flow, 1.0 / factor)
         if factor != 1.0:
             small_flow = small_flow * (1.0 / factor)
