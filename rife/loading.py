@@ -249,6 +249,9 @@ def detect_arch(state: Mapping[str, Tensor], *, origin: str | Path = "checkpoint
     """The :class:`ArchSpec` whose layout ``state`` matches exactly, else a :class:`CheckpointError` that names
     the closest layout and what differs."""
     layout = {k: tuple(v.shape) for k, v in state.items()}
+    for name in _likely_first(layout):  # an exact match usually comes first: fewer layouts are built
+        if layout == expected_layout(name):
+            return ARCHS[name]
     best, best_score = None, -1.0
     for name in ARCHS:
         expected = expected_layout(name)
@@ -284,6 +287,12 @@ def detect_arch(state: Mapping[str, Tensor], *, origin: str | Path = "checkpoint
     )
 
 
+def _likely_first(layout: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """Layout names, those with as many blocks as ``layout`` has (``blockN.`` keys) first."""
+    blocks = {key.split(".", 1)[0] for key in layout if key.startswith("block")}
+    return sorted(ARCHS, key=lambda name: ARCHS[name].num_blocks != len(blocks))
+
+
 def _preview(items: list[str], limit: int = 3) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f", ... {len(items) - limit} more" if len(items) > limit else "")
@@ -296,6 +305,9 @@ def build_net(state: Mapping[str, Tensor], *, origin: str | Path = "checkpoint")
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{origin} contains NaN or infinite weights in {_preview(bad)}; the file is corrupted.")
-    net = IFNet(spec)
-    net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return net.eval().requires_grad_(False)
+    with torch.device("meta"):  # no random init of weights that are replaced right away
+        net = IFNet(spec).requires_grad_(False)
+    # the network gets its own fp32 copies (assigned, not copied again), whatever the caller does with ``state``
+    weights = {k: v.to(torch.float32, copy=True) for k, v in state.items()}
+    net.load_state_dict(weights, strict=True, assign=True)
+    return net.eval()
