@@ -36,6 +36,7 @@ DEFAULT_OUTPUT = "vid_out"
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
+DETECTION_KEEP_BYTES = 256 * 2**20  # decoded frames the detection pass keeps for the engine (~23 at 720p)
 
 
 class UsageError(Exception):
@@ -187,16 +188,17 @@ def _interpolate_command(argv: list[str]) -> int:
             check_ensemble(model.spec, options.ensemble)
         except InvalidInputError as exc:
             raise UsageError(f"--ensemble: {exc}") from exc
-        timed = timing.timed_plan(
-            frames,
-            multiplier=options.multiplier,
-            mode=options.mode,
-            fps_in=options.fps_in,
-            fps_out=options.fps_out,
-            loop=args.loop,
-            scene_threshold=options.scene_threshold,
-            dedupe=args.dedupe,
-        )
+        with frames.keeping(DETECTION_KEEP_BYTES):  # the engine's first reads reuse the detection pass's decodes
+            timed = timing.timed_plan(
+                frames,
+                multiplier=options.multiplier,
+                mode=options.mode,
+                fps_in=options.fps_in,
+                fps_out=options.fps_out,
+                loop=args.loop,
+                scene_threshold=options.scene_threshold,
+                dedupe=args.dedupe,
+            )
         print(
             f"{model.spec.label} ({model.source}) on {model.device}, {model.dtype}: {len(frames)} frames "
             f"{frames.format.describe()} -> {timed.plan.num_outputs} frames ({options.describe()})"

@@ -9,13 +9,14 @@ output folder and renamed into place, so an output file that exists is complete.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
 import shutil
 import stat
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,6 +154,8 @@ class FrameFolder(Sequence):
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self.paths = list_frames(self.folder)
+        self._kept: dict[int, torch.Tensor] = {}  # decoded frames waiting for their next read (see keeping)
+        self._keep_budget = 0
         first = read_image(self.paths[0])
         self.format = FrameFormat(
             height=first.shape[0],
@@ -186,7 +189,27 @@ class FrameFolder(Sequence):
         """Whether frame ``index`` can be copied byte for byte into the output (see :func:`stored_as_written`)."""
         return stored_as_written(self.paths[index], self.format.channels)
 
+    @contextlib.contextmanager
+    def keeping(self, budget_bytes: int) -> Iterator[None]:
+        """Within the block, frames read are also kept, up to ``budget_bytes`` in all, so that the next read of
+        each (the engine's, after the scene-detection pass) takes it without decoding the file again. A kept
+        frame is handed out once and then dropped; the memory is bounded by the budget whatever happens."""
+        self._keep_budget = budget_bytes
+        try:
+            yield
+        finally:
+            self._keep_budget = 0
+
     def __getitem__(self, index: int) -> torch.Tensor:  # type: ignore[override]
+        kept = self._kept.pop(index, None)
+        if kept is not None:
+            return kept
+        frame = self._decode(index)
+        if sum(f.nbytes for f in self._kept.values()) + frame.nbytes <= self._keep_budget:
+            self._kept[index] = frame
+        return frame
+
+    def _decode(self, index: int) -> torch.Tensor:
         path = self.paths[index]
         image = read_image(path)
         fmt = self.format

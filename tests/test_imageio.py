@@ -235,3 +235,18 @@ def test_output_that_is_a_file_is_rejected(tmp_path):
         prepare_output(blocker, input_folder=tmp_path, overwrite=False)
     with pytest.raises(OutputError, match=r"Cannot write to the output folder .*file/sub"):
         prepare_output(blocker / "sub", input_folder=tmp_path, overwrite=False)
+
+
+def test_frames_kept_for_the_next_read_within_the_budget(tmp_path):
+    images = [_random_image((6, 5, 3), np.uint8, seed=i) for i in range(3)]
+    for i, image in enumerate(images):
+        _write(tmp_path / f"{i}.png", image)
+    frames = FrameFolder(tmp_path)
+    with frames.keeping(2 * 6 * 5 * 3 * 4):  # room for two float32 frames
+        first_reads = [frames[i] for i in range(3)]
+    for i in range(3):
+        (tmp_path / f"{i}.png").unlink()
+    assert torch.equal(frames[0], first_reads[0]) and torch.equal(frames[1], first_reads[1])  # no decoding
+    for index in (0, 2):  # a kept frame is handed out once; the third did not fit the budget
+        with pytest.raises(InvalidInputError, match="Cannot read"):
+            frames[index]
