@@ -353,7 +353,9 @@ class IFNet(nn.Module):
                 x = self._later_input(frame0, frame1, t, state, factor, grid, mirrored=mirrored)
             upscale = factor * block.head_upscale  # the head's output is at downscale `upscale`
             out = block(x, out_channels=keep)
-            d_flow = _resize(out[:, :4] * upscale, upscale)  # full-resolution pixels
+            # full-resolution pixels, summed in fp32 whatever the network's dtype: a bf16 upsample is about twice
+            # as slow on CPU, and every warp reads the flow in fp32 anyway
+            d_flow = _resize(out[:, :4].float() * upscale, upscale)
             if i == 1 and self.spec.retry_rule and not retried and _retry_fires(d_flow[:n]):
                 # 4.0/4.1: the motion is too large for these scales; start over at twice the downscale,
                 # which needs sizes divisible by twice as much: pad further (as if padded so from the start)
