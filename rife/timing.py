@@ -38,7 +38,7 @@ from .validate import (
     check_bool,
     check_fps_ratio,
     check_mode,
-    check_multiplier,
+    check_retiming,
     check_scale,
     check_threshold,
 )
@@ -266,22 +266,13 @@ def timed_plan(
     mode = check_mode(mode)
     rate_in = None if fps_in is None else parse_fps(fps_in)
     rate_out = None if fps_out is None else parse_fps(fps_out)
+    multiplier = check_retiming(multiplier, rate_out, mode)
     if multiplier is not None:
-        if rate_out is not None:
-            raise InvalidInputError(
-                "Give either multiplier or fps_out (with fps_in), not both: fps_out is fps_in * multiplier."
-            )
-        multiplier = check_multiplier(multiplier, mode)
         result_fps = None if rate_in is None else rate_in * multiplier
     else:
         if rate_in is None or rate_out is None:
             raise InvalidInputError(
                 "Say how to retime the clip: multiplier=N, or fps_in and fps_out (e.g. fps_in=16, fps_out=24)."
-            )
-        if mode != "direct":
-            raise InvalidInputError(
-                f"Frame rate conversion computes every output directly from its source pair, so mode must be "
-                f"'direct', got {mode!r}; recursive and bisect need an integer multiplier instead of fps_out."
             )
         check_fps_ratio(rate_in, rate_out)
         result_fps = rate_out

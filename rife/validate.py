@@ -85,6 +85,25 @@ def check_multiplier(multiplier: object, mode: object = "direct") -> int:
     return value
 
 
+def check_retiming(multiplier: object, fps_out: Fraction | None, mode: object) -> int | None:
+    """``multiplier`` checked for ``mode``, or None when the clip is converted to ``fps_out`` instead: never both,
+    and a conversion to a frame rate only in direct mode (every output from its source pair)."""
+    mode = check_mode(mode)
+    if multiplier is not None:
+        if fps_out is not None:
+            raise InvalidInputError(
+                "Give either multiplier or fps_out, not both: fps_out is the source rate * multiplier."
+            )
+        return check_multiplier(multiplier, mode)
+    if fps_out is not None and mode != "direct":
+        raise InvalidInputError(
+            f"Frame rate conversion (fps_out) works in direct mode only: it computes every output directly from its "
+            f"source pair, so mode must be 'direct', got {mode!r}; recursive and bisect need an integer multiplier "
+            "instead of fps_out."
+        )
+    return None
+
+
 def check_scale(scale: object) -> float:
     """The flow scale as a float, one of :data:`SCALES`."""
     if is_bool(scale) or not isinstance(scale, numbers.Real) or float(scale) not in SCALES:

@@ -40,10 +40,11 @@ from torch import Tensor
 
 from . import outputdir, timing
 from .arch import check_ensemble
-from .engine import check_batch_size, stream_plan
+from .engine import stream_plan
 from .errors import InvalidInputError, RIFEError, VideoError
-from .model import RIFEModel, check_scale
-from .schedule import Copy, Mode, Plan, Segment, check_multiplier
+from .model import RIFEModel
+from .schedule import Copy, Mode, Plan, Segment
+from .validate import check_batch_size, check_retiming, check_scale
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm")
 DEFAULT_CODEC = "libx264"
@@ -786,14 +787,9 @@ def interpolate_video(
     # Every option is checked before the first pass, which decodes the whole clip.
     rate_in = None if fps_in is None else timing.parse_fps(fps_in)
     rate_out = None if fps_out is None else timing.parse_fps(fps_out)
-    if rate_out is not None and multiplier is not None:
-        raise InvalidInputError("Give either multiplier or fps_out, not both: fps_out is the source rate * multiplier.")
     if rate_out is None and multiplier is None:
         multiplier = 2
-    if rate_out is not None and mode != "direct":
-        raise InvalidInputError(f"fps_out works in direct mode only, not {mode!r}; give a multiplier instead.")
-    if multiplier is not None:
-        check_multiplier(multiplier, mode)
+    check_retiming(multiplier, rate_out, mode)
     check_scale(scale)
     check_batch_size(batch_size)
     check_ensemble(model.spec, ensemble)
@@ -822,11 +818,6 @@ def interpolate_video(
     assert timed.fps_out is not None
     step = info.fps / timed.fps_out
     plan = timed.plan if loop else with_held_tail(timed.plan, math.ceil(info.num_frames / step), step)
-    extra: dict[str, Any] = {}  # keywords other parts of the library grew; passed only when used
-    if ensemble:
-        extra["ensemble"] = True
-    if free_memory is not None:
-        extra["free_memory"] = free_memory
     with contextlib.ExitStack() as folder_lock:
         if settings is not None:
             sink: VideoWriter | _FolderSink = VideoWriter(
@@ -850,7 +841,14 @@ def interpolate_video(
                 on_start(info, timed, notes)
             with _open_frames(info) as frames:
                 stream = stream_plan(
-                    model, frames, plan, scale=scale, progress=progress, batch_size=batch_size, **extra
+                    model,
+                    frames,
+                    plan,
+                    scale=scale,
+                    progress=progress,
+                    batch_size=batch_size,
+                    ensemble=ensemble,
+                    free_memory=free_memory,
                 )
                 for frame in stream:
                     sink.write(frame)
@@ -878,7 +876,7 @@ def check_output_path(output: Path, source: Path, *, overwrite: bool) -> None:
     ``overwrite``). A leftover temporary file of a killed run beside it is removed."""
     if not is_video_path(output):
         raise InvalidInputError(f"{output} is not a video file name: use one of {', '.join(VIDEO_SUFFIXES)}")
-    if output.exists() and source.exists() and output.resolve() == source.resolve():
+    if outputdir.identity(output) is not None and outputdir.identity(output) == outputdir.identity(source):
         raise VideoError(f"The output {output} is the input file; choose another --output")
     if output.is_dir():
         raise VideoError(f"The output {output} is a folder; give a file name such as {output / 'out.mp4'}")
