@@ -7,6 +7,9 @@ import sys
 
 
 def run() -> int:
+    from rife.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # this process is ours: tune malloc for large tensors (rife/allocator.py)
     try:
         from rife.cli import main
     except KeyboardInterrupt:

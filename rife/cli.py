@@ -179,16 +179,18 @@ def _interpolate_command(argv: list[str]) -> int:
         earlier = imageio.prepare_output(
             args.output, input_folder=args.img, overwrite=args.overwrite, inputs=frames.paths
         )
-        model = load_model(
-            model_path,
-            device=device,
-            dtype="fp16" if args.fp16 else args.precision,
-        )
-        try:  # a usage mistake: refused before any frame is computed or written
-            check_ensemble(model.spec, options.ensemble)
-        except InvalidInputError as exc:
-            raise UsageError(f"--ensemble: {exc}") from exc
-        with frames.keeping(DETECTION_KEEP_BYTES):  # the engine's first reads reuse the detection pass's decodes
+        # the first frames decode on other threads while the model loads; the engine's first reads reuse the
+        # frames that the scene-detection pass decoded
+        with frames.keeping(DETECTION_KEEP_BYTES):
+            model = load_model(
+                model_path,
+                device=device,
+                dtype="fp16" if args.fp16 else args.precision,
+            )
+            try:  # a usage mistake: refused before any frame is computed or written
+                check_ensemble(model.spec, options.ensemble)
+            except InvalidInputError as exc:
+                raise UsageError(f"--ensemble: {exc}") from exc
             timed = timing.timed_plan(
                 frames,
                 multiplier=options.multiplier,

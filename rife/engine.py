@@ -414,9 +414,9 @@ class _Scheduler:
             for future in finished:
                 self._finish(in_flight.pop(future), future)
 
-    def _ready_chunks(self, runs: deque[_SegmentRun], room: int) -> list[_Chunk]:
-        """Up to ``room`` chunks of ready in-betweens, earliest segment first; their source frames are read and
-        encoded here, now."""
+    def _ready_chunks(self, runs: deque[_SegmentRun], room: int) -> Iterator[_Chunk]:
+        """Up to ``room`` chunks of ready in-betweens, earliest segment first; each chunk's source frames are
+        read and encoded here just before it is yielded, so the first chunk starts while later ones encode."""
         chunks: list[_Chunk] = []
         items: list[tuple[_SegmentRun, int]] = []
         for run in runs:
@@ -432,7 +432,7 @@ class _Scheduler:
                 for ref in (run.ops[i].a, run.ops[i].b):
                     if isinstance(ref, int):
                         self.policy.retrying(lambda ref=ref: self.store.anchor(ref), "encoding")
-        return chunks
+            yield chunk
 
     def _compute(self, chunk: _Chunk) -> _Result:
         """The chunk's frames, and each one encoded as an anchor where later ops of its segment read it (on the

@@ -262,11 +262,12 @@ class PreparedFrame:
         return self.downscaled[factor]
 
     def warped(self, flow: Tensor, grid: WarpGrid) -> Tensor:
-        """The stack warped by ``flow`` at the pixels of ``grid`` (:func:`warp`), in the stack's dtype.
+        """The stack warped by ``flow`` at the pixels of ``grid`` (:func:`warp`), in fp32 whatever the stack's
+        dtype: the caller resizes it first and casts it while assembling the block input (one pass fewer).
 
         A bf16/fp16 stack is widened to fp32 once per frame instead of once per warp: the later blocks warp
         it about eight times per in-between, each time at full resolution."""
-        return warp(self._widened(), flow, grid, dtype=self.stack.dtype)
+        return warp(self._widened(), flow, grid)
 
     def _widened(self) -> Tensor:
         if self.wide is None:
@@ -355,7 +356,9 @@ class IFNet(nn.Module):
             out = block(x, out_channels=keep)
             # full-resolution pixels, summed in fp32 whatever the network's dtype: a bf16 upsample is about twice
             # as slow on CPU, and every warp reads the flow in fp32 anyway
-            d_flow = _resize(out[:, :4].float() * upscale, upscale)
+            d_flow = _wide(out[:, :4])
+            if upscale != 1.0:
+                d_flow = _resize(d_flow * upscale, upscale)
             if i == 1 and self.spec.retry_rule and not retried and _retry_fires(d_flow[:n]):
                 # 4.0/4.1: the motion is too large for these scales; start over at twice the downscale,
                 # which needs sizes divisible by twice as much: pad further (as if padded so from the start)
@@ -390,7 +393,7 @@ class IFNet(nn.Module):
         small0, small1 = frame0.resized(factor), frame1.resized(factor)
         n = t.shape[0]
         small0, small1 = small0.expand(n, -1, -1, -1), small1.expand(n, -1, -1, -1)
-        return _block_input(small0, small1, t.expand(n, 1, *small0.shape[-2:]), mirrored=mirrored)
+        return _block_input(small0, small1, t.expand(n, 1, *small0.shape[-2:]), mirrored=mirrored, dtype=t.dtype)
 
     def _later_input(
         self, frame0, frame1, t, state: _Estimate, factor: float, grid: WarpGrid, *, mirrored: bool
@@ -406,6 +409,8 @@ class IFNet(nn.Module):
         flow = state.flow
         height, width = flow.shape[-2:]
         carry = _carry_at(state.carry, state.carry_factor, factor)
+        # the warps come back in fp32 and are resized in fp32 (about twice as fast as bf16 on CPU, and the
+        # resize shrinks what is cast): _assemble casts every piece to the network's dtype as it copies it in
         if _sparse_resize(factor, height, width):
             rows, cols = _cell_samples(height, factor, flow.device), _cell_samples(width, factor, flow.device)
             flow = flow.index_select(2, rows).index_select(3, cols)
@@ -419,7 +424,7 @@ class IFNet(nn.Module):
         if factor != 1.0:
             small_flow = small_flow * (1.0 / factor)
         t_plane = t.expand(n, 1, *warped0.shape[-2:])
-        return _block_input(warped0, warped1, t_plane, (carry, small_flow), mirrored=mirrored)
+        return _block_input(warped0, warped1, t_plane, (carry, small_flow), mirrored=mirrored, dtype=t.dtype)
 
     def forward(
         self, img0: Tensor, img1: Tensor, timestep: Tensor, scale: float = 1.0, *, ensemble: bool = False
@@ -446,13 +451,21 @@ def _carry_at(carry: Tensor, carry_factor: float, factor: float) -> Tensor:
 
     When ``carry_factor / factor`` is a power of two >= 2 and ``factor`` an even integer, that equals a single
     bilinear upsampling by ``carry_factor / factor`` (the downscale averages two upsampled pixels on the same
-    linear piece, at the mean of their positions), which skips the full-resolution detour."""
+    linear piece, at the mean of their positions), which skips the full-resolution detour. The result is fp32:
+    a bf16 resize is about twice as slow on CPU, and the block input casts it back while copying it in."""
+    carry = _wide(carry)
     if factor == 1.0:
         return _resize(carry, carry_factor)
     ratio = carry_factor / factor
     if ratio >= 2 and _power_of_two(ratio) and _even_integer(factor):
         return _resize(carry, ratio)
     return _resize(_resize(carry, carry_factor), 1.0 / factor)
+
+
+def _wide(x: Tensor) -> Tensor:
+    """``x`` in fp32 and NCHW-contiguous: a CPU bilinear resize of a few channels in channels-last (as the
+    heads produce them) is up to twice as slow."""
+    return x.to(torch.float32, memory_format=torch.contiguous_format)
 
 
 def _power_of_two(x: float) -> bool:
@@ -464,10 +477,17 @@ def _even_integer(x: float) -> bool:
 
 
 def _block_input(
-    stack0: Tensor, stack1: Tensor, t_plane: Tensor, carry_flow: tuple[Tensor, Tensor] | None = None, *, mirrored: bool
+    stack0: Tensor,
+    stack1: Tensor,
+    t_plane: Tensor,
+    carry_flow: tuple[Tensor, Tensor] | None = None,
+    *,
+    mirrored: bool,
+    dtype: torch.dtype,
 ) -> Tensor:
-    """A block's input [N,C,h,w]: rgb0, rgb1, [features0, features1], timestep, then for later blocks the
-    carry (mask, [features]) and the flow. With ``mirrored`` (ensemble) [2N,C,h,w]: below it the reversed
+    """A block's input [N,C,h,w] in ``dtype`` (the pieces may be wider): rgb0, rgb1, [features0, features1],
+    timestep, then for later blocks the carry (mask, [features]) and the flow. With ``mirrored`` (ensemble)
+    [2N,C,h,w]: below it the reversed
     pair's input, rgb1, rgb0, [features1, features0], 1 - timestep, -mask, flow with its halves swapped
     (ensemble layouts carry the mask only)."""
     tail = () if carry_flow is None else carry_flow
@@ -477,7 +497,7 @@ def _block_input(
             carry, flow = carry_flow
             tail = (-carry, _swap_halves(flow))
         rows.append((*_interleave(stack1, stack0), 1.0 - t_plane, *tail))
-    return _assemble(*rows)
+    return _assemble(*rows, dtype=dtype)
 
 
 def _swap_halves(flow: Tensor) -> Tensor:
@@ -492,21 +512,21 @@ def _average_halves(d_flow: Tensor, carry: Tensor) -> tuple[Tensor, Tensor]:
     return (d_flow[:n] + _swap_halves(d_flow[n:])) / 2, (carry[:n] - carry[n:]) / 2
 
 
-def _assemble(*rows: tuple[Tensor, ...]) -> Tensor:
-    """Concatenate each row's block-input pieces along channels and stack the rows along the batch; on CPU
-    into a channels-last tensor, which the first (strided) conv of a block runs about 3x faster (oneDNN) and
-    which costs no more to fill than a plain cat."""
+def _assemble(*rows: tuple[Tensor, ...], dtype: torch.dtype) -> Tensor:
+    """Concatenate each row's block-input pieces along channels, cast to ``dtype``, and stack the rows along
+    the batch; on CPU into a channels-last tensor, which the first (strided) conv of a block runs about 3x
+    faster (oneDNN) and which costs no more to fill than a plain cat (the copy casts on the way)."""
     first = rows[0][0]
     if first.device.type != "cpu":
-        return torch.cat([torch.cat(parts, 1) for parts in rows])
+        return torch.cat([torch.cat([p.to(dtype) for p in parts], 1) for parts in rows])
     channels = sum(p.shape[1] for p in rows[0])
     shape = (first.shape[0] * len(rows), channels, *first.shape[2:])
-    out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last)
+    out = torch.empty(shape, dtype=dtype, device=first.device, memory_format=torch.channels_last)
     for row, parts in enumerate(rows):
         rows_out = out[row * first.shape[0] : (row + 1) * first.shape[0]]
         start = 0
         for part in parts:
-            rows_out[:, start : start + part.shape[1]].copy_(part)
+            rows_out[:, start : start + part.shape[1]].copy_(part.to(dtype))  # a casting transposed copy is slower
             start += part.shape[1]
     return out
 

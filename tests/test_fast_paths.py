@@ -78,11 +78,12 @@ def test_resconv_with_folded_beta_matches_the_official_formula() -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_assembled_block_input_equals_cat(dtype: torch.dtype) -> None:
+    """Pieces of mixed precision (the warps and resizes come in fp32) are cast to the network's dtype."""
     parts = (torch.randn(3, 3, 8, 10).to(dtype), torch.rand(3, 1, 1, 1).to(dtype).expand(3, 1, 8, 10))
-    parts += (torch.randn(3, 7, 8, 10).to(dtype)[:, 2:5],)
-    out = _assemble(parts)
+    parts += (torch.randn(3, 7, 8, 10)[:, 2:5],)  # fp32, not contiguous
+    out = _assemble(parts, dtype=dtype)
     assert out.dtype == dtype
-    assert torch.equal(out, torch.cat(parts, 1))
+    assert torch.equal(out, torch.cat([p.to(dtype) for p in parts], 1))
 
 
 @pytest.mark.parametrize("scale", SCALES)
