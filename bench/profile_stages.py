@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from rife import interpolate, load_model  # noqa: E402
+from rife.allocator import reuse_freed_memory  # noqa: E402
 
 WEIGHTS = REPO.parent / "shared" / "weights" / "rife-v4.25.safetensors"
 GROUPS = {  # operator name fragments -> stage
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=WEIGHTS)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    reuse_freed_memory()  # as the command line's process does
     import numpy as np
     from PIL import Image
 

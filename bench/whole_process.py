@@ -12,6 +12,10 @@ for every in-between, write every frame with OpenCV), in fp32 with torch's defau
 CLI runs with its defaults (precision auto).
 
     python bench/whole_process.py --src FOLDER [--rounds 3] [--multi 4] [--reference "python ref.py {src} {out}"]
+        [--before OTHER_CHECKOUT]
+
+``--before`` also runs another checkout's CLI every round (after ours), to measure a change against the same
+reference runs.
 """
 
 from __future__ import annotations
@@ -56,9 +60,9 @@ def naive_folder(src: Path, out: Path, weights: Path, multi: int) -> None:
             written += 1
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], cwd: Path = REPO) -> float:
     start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(command, check=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - start
 
 
@@ -71,6 +75,11 @@ def main() -> None:
     parser.add_argument("--reference", help="reference command with {src} {out} {weights} {multi} placeholders")
     parser.add_argument("--reference-weights", type=Path, help="{weights} of --reference (default: --weights)")
     parser.add_argument("--ours", default="", help="extra flags for our CLI, e.g. '--precision fp32'")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout (e.g. a git worktree of an older commit) whose CLI also runs every round",
+    )
     parser.add_argument("--naive", nargs=3, metavar=("SRC", "OUT", "MULTI"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive:
@@ -90,13 +99,21 @@ def main() -> None:
         ours = [sys.executable, "-m", "rife", "--model", str(args.weights), "--img", str(args.src)]
         ours += ["--output", str(work / "ours"), "--multi", str(args.multi), "--overwrite", *shlex.split(args.ours)]
         print(f"reference: {shlex.join(map(str, reference))}\nours:      {shlex.join(ours)}")
-        ratios = []
+        ratios: dict[str, list[float]] = {"ours": [], "before": []}
         for index in range(args.rounds):
             shutil.rmtree(work / "ref", ignore_errors=True)
             ref_s, ours_s = timed(reference), timed(ours)
-            ratios.append(ours_s / ref_s)
-            print(f"round {index + 1}: reference {ref_s:7.1f} s, ours {ours_s:7.1f} s, ours/reference {ratios[-1]:.3f}")
-        print(f"ours/reference: best {min(ratios):.3f}, median {statistics.median(ratios):.3f} ({args.rounds} rounds)")
+            ratios["ours"].append(ours_s / ref_s)
+            line = f"round {index + 1}: reference {ref_s:7.1f} s, ours {ours_s:7.1f} s ({ours_s / ref_s:.3f})"
+            if args.before:
+                before_s = timed(ours, cwd=args.before)
+                ratios["before"].append(before_s / ref_s)
+                line += f", before {before_s:7.1f} s ({before_s / ref_s:.3f})"
+            print(line)
+        for name, values in ratios.items():
+            if values:
+                best, median = min(values), statistics.median(values)
+                print(f"{name}/reference: best {best:.3f}, median {median:.3f} ({args.rounds} rounds)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -16,11 +16,15 @@ import sys
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
 M_MMAP_MAX = -4
+M_ARENA_MAX = -8
 
 SETTINGS = (
     (M_MMAP_MAX, 0),  # every block from the heap, where freed memory is reused instead of unmapped
     (M_TRIM_THRESHOLD, 1 << 30),  # give memory back only when over 1 GiB of the heap's top is free
     (M_TOP_PAD, 256 << 20),  # grow the heap in large steps (address space only: untouched pages cost nothing)
+    # one heap for all threads, so worker threads reuse each other's freed blocks: peak RSS stays as without
+    # these settings (720p, 1080p, 4K); with a heap per thread it was up to 20 % higher
+    (M_ARENA_MAX, 1),
 )
 
 

@@ -77,16 +77,21 @@ OUT_OF_MEMORY = "out of memory: try --scale 0.5, --fp16 (GPU), a smaller frame s
 
 @contextlib.contextmanager
 def _calm_interrupts():
-    """After the first Ctrl-C, ignore further ones until the program has stopped its workers and exits.
+    """After the first Ctrl-C, ignore further ones: the program stops its workers, says so and exits with 130.
 
     A second Ctrl-C while worker threads are being joined would otherwise leave them running into the
-    interpreter's shutdown, which aborts the process (SIGABRT) instead of exiting with status 130."""
+    interpreter's shutdown, which aborts the process (SIGABRT); one after the cancel was handled would kill
+    the exiting process by the signal instead of status 130. So once a Ctrl-C arrived, SIGINT stays ignored
+    (the program is ending); otherwise the previous handler is restored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.getsignal(signal.SIGINT)
+    interrupted = False
 
     def first_interrupt(signum, frame) -> None:
+        nonlocal interrupted
+        interrupted = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
 
@@ -95,7 +100,7 @@ def _calm_interrupts():
     try:
         yield
     finally:
-        if previous is signal.default_int_handler:
+        if previous is signal.default_int_handler and not interrupted:
             signal.signal(signal.SIGINT, previous)
 
 

@@ -250,3 +250,38 @@ def test_frames_kept_for_the_next_read_within_the_budget(tmp_path):
     for index in (0, 2):  # a kept frame is handed out once; the third did not fit the budget
         with pytest.raises(InvalidInputError, match="Cannot read"):
             frames[index]
+
+
+def _frame_folder(tmp_path, count: int) -> tuple[FrameFolder, list[np.ndarray]]:
+    images = [_random_image((6, 5, 3), np.uint8, seed=i) for i in range(count)]
+    for i, image in enumerate(images):
+        _write(tmp_path / f"{i}.png", image)
+    return FrameFolder(tmp_path), images
+
+
+def test_frames_read_ahead_equal_plain_reads_and_errors_surface_when_read(tmp_path):
+    frames, _ = _frame_folder(tmp_path, 6)
+    plain = [frames[i] for i in range(4)]
+    (tmp_path / "4.png").write_bytes(b"\x89PNG\r\n\x1a\n damaged")  # decoded ahead while 0-3 are read
+    with frames.keeping(1 << 20):
+        assert all(torch.equal(frames[i], plain[i]) for i in range(4))
+        with pytest.raises(InvalidInputError, match=r"Cannot decode .*4\.png"):
+            frames[4]
+        assert frames[5].shape == (6, 5, 3)
+
+
+def test_frames_decoded_ahead_but_not_read_are_kept_within_the_read_ahead_bytes(tmp_path, monkeypatch):
+    import concurrent.futures
+
+    import rife.imageio as imageio
+
+    monkeypatch.setattr(imageio, "READ_AHEAD_BYTES", 2 * 6 * 5 * 3 * 4)  # two float32 frames ahead
+    frames, images = _frame_folder(tmp_path, 5)
+    with frames.keeping(1 << 20):  # decodes start on entry (the CLI loads the model meanwhile)
+        concurrent.futures.wait(frames._ahead.values())
+    for i in range(5):
+        (tmp_path / f"{i}.png").unlink()
+    for i in (0, 1):  # no decoding: the files are gone
+        assert torch.equal(frames[i], torch.from_numpy(images[i][:, :, ::-1] / np.float32(255)))
+    with pytest.raises(InvalidInputError, match="Cannot read"):  # not decoded ahead: beyond the two frames
+        frames[2]
