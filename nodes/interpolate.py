@@ -149,7 +149,7 @@ class _RetimeNode(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, scale: float = AUTO_SCALE) -> bool | str:
         """Refuse an unsupported ``scale`` when the prompt is queued, before any model runs."""
-        return _valid(lambda: scale == AUTO_SCALE or check_scale(scale))
+        return _valid(lambda: _check_scale_widget(scale))
 
     @classmethod
     def _retime(
@@ -163,11 +163,8 @@ class _RetimeNode(io.ComfyNode):
         **options,
     ) -> io.NodeOutput:
         check_frames(images)
-        if scale == AUTO_SCALE:
-            scale = pick_scale(images.shape[1], images.shape[2])
-        batch = batch_size or None
-        memory = run_memory(
-            rife_model, images.shape[1], images.shape[2], scale=scale, batch_size=batch, ensemble=ensemble
+        scale, batch, memory = _run_settings(
+            rife_model, images.shape[1], images.shape[2], scale=scale, batch_size=batch_size, ensemble=ensemble
         )
 
         def work(progress, free_memory) -> RetimeResult:
@@ -354,6 +351,23 @@ class RIFEFrameRate(_RetimeNode):
             scene_threshold=scene_threshold,
             dedupe=dedupe,
         )
+
+
+def _check_scale_widget(scale: float) -> None:
+    """A ``scale`` widget value: 0 (auto) or a supported scale."""
+    if scale != AUTO_SCALE:
+        check_scale(scale)
+
+
+def _run_settings(
+    rife_model: RIFEModelHandle, height: int, width: int, *, scale: float, batch_size: int, ensemble: bool
+) -> tuple[float, int | None, int]:
+    """From the widgets to a run: the scale (auto resolved from the frame size), the engine's batch size
+    (None = automatic) and the working memory to ask ComfyUI for."""
+    if scale == AUTO_SCALE:
+        scale = pick_scale(height, width)
+    batch = batch_size or None
+    return scale, batch, run_memory(rife_model, height, width, scale=scale, batch_size=batch, ensemble=ensemble)
 
 
 def _valid(check) -> bool | str:

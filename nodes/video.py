@@ -23,13 +23,11 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import Input, InputImpl, io
 
-from ..rife import pick_scale
-from ..rife.model import check_scale
 from ..rife.schedule import MAX_MULTIPLIER, check_multiplier
 from ..rife.timing import DEFAULT_SCENE_THRESHOLD
 from ..rife.video import DEFAULT_CRF, VideoResult, interpolate_video
-from .interpolate import AUTO_SCALE, _scale, _timing_options, _valid
-from .runtime import RIFEModelHandle, run_memory, run_on_device
+from .interpolate import AUTO_SCALE, _check_scale_widget, _run_settings, _scale, _timing_options, _valid
+from .runtime import RIFEModelHandle, run_on_device
 from .types import RIFEModelType, schema
 
 TEMP_SUBFOLDER = "rife_video"
@@ -128,8 +126,7 @@ class RIFEInterpolateVideo(io.ComfyNode):
         """Refuse an unsupported ``scale``, or a multiplier ``mode`` cannot produce, when the prompt is queued."""
 
         def check() -> None:
-            if scale != AUTO_SCALE:
-                check_scale(scale)
+            _check_scale_widget(scale)
             if not fps_out:
                 check_multiplier(multiplier, mode)
 
@@ -153,10 +150,9 @@ class RIFEInterpolateVideo(io.ComfyNode):
         crf: int = DEFAULT_CRF,
     ) -> io.NodeOutput:
         width, height = video.get_dimensions()
-        if scale == AUTO_SCALE:
-            scale = pick_scale(height, width)
-        batch = batch_size or None
-        memory = run_memory(rife_model, height, width, scale=scale, batch_size=batch, ensemble=ensemble)
+        scale, batch, memory = _run_settings(
+            rife_model, height, width, scale=scale, batch_size=batch_size, ensemble=ensemble
+        )
         output = _new_output_path()
         with _local_source(video, output.parent) as source:
 

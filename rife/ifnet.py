@@ -218,11 +218,11 @@ class WarpGrid:
         return WarpGrid(self.base.index_select(1, rows).index_select(2, cols), self.norm)
 
 
-def warp(img: Tensor, flow: Tensor, grid: WarpGrid, *, dtype: torch.dtype | None = None) -> Tensor:
+def warp(img: Tensor, flow: Tensor, grid: WarpGrid) -> Tensor:
     """Backward-warp ``img`` [N,C,H,W] by ``flow`` [N,2,h,w] (pixels) at the pixels of ``grid``, like the
     official warp: bilinear, border padding, align_corners=True, flow normalised by (W-1)/2 and (H-1)/2.
 
-    Computed in fp32 whatever the model dtype; the result has ``dtype`` (default: ``img``'s). Border padding
+    Computed in fp32 whatever the model dtype; the result has ``img``'s dtype. Border padding
     is expressed as a clamp of the grid (identical for bilinear with align_corners=True), so the same code runs
     on MPS, which has no 'border' mode."""
     coords = torch.addcdiv(grid.base, flow.float().permute(0, 2, 3, 1), grid.norm).clamp_(-1.0, 1.0)
@@ -230,7 +230,7 @@ def warp(img: Tensor, flow: Tensor, grid: WarpGrid, *, dtype: torch.dtype | None
         img = img.expand(coords.shape[0], -1, -1, -1)
     padding = "zeros" if coords.device.type == "mps" else "border"
     out = F.grid_sample(img.float(), coords, mode="bilinear", padding_mode=padding, align_corners=True)
-    return out.to(dtype or img.dtype)
+    return out.to(img.dtype)
 
 
 @dataclass
